@@ -1,0 +1,275 @@
+"""The shared core: a snapshot tree over copy-on-write sparse overlays, a memory image per
+snapshot, the running state and the VM's power state.
+
+The picture is the seed's::
+
+    A <--1-- B <--2-- C <--3-- current
+             + <--4-- D
+
+Every snapshot owns the overlay (``delta``) between its parent's point in time and its own; the
+running state owns ``overlay`` on top of the snapshot it is based on (``current``).  Reading a
+point in time walks the chain to the root.  Overlays are sparse dicts, so taking a snapshot or
+reverting costs O(1) and deleting one costs O(size of its delta), whatever the disk size.
+
+The methods here are mechanics without rules: a profile checks its rules first (raising
+:class:`~snaptree.model.errors.ModelError` before anything changes) and then calls them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from .profiles.base import Profile
+
+EMPTY = ""  # what a block never written reads
+CLOCK_START = 1269980040  # 2010-03-30 20:14:00 UTC, the day of the seed's discussion
+
+
+@dataclass(eq=False)
+class Snapshot:
+    name: str
+    id: str
+    parent: Snapshot | None
+    delta: dict[int, str]  # blocks written between the parent's point in time and this one
+    memory: str | None  # memory image token; None for a disk-only snapshot
+    state: str  # power state recorded at creation
+    description: str = ""
+    order: int = 0  # creation order, for listings and qcow2's table order
+    created: int = 0  # logical clock at creation
+    children: list[Snapshot] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"<Snapshot {self.name!r} id={self.id}>"
+
+    def ancestors(self) -> Iterator[Snapshot]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+
+class Machine:
+    """One VM and its disk, under one profile's rules.  ``apply`` is the only entry point that
+    enforces rules; everything else is mechanics or observation."""
+
+    def __init__(self, profile: Profile, blocks: int = 16):
+        if blocks < 1:
+            raise ValueError("a disk has at least one block")
+        self.profile = profile
+        self.blocks = blocks
+        self.roots: list[Snapshot] = []
+        self.snapshots: dict[str, Snapshot] = {}  # by id, in creation order
+        self.by_name: dict[str, list[Snapshot]] = {}  # in creation order
+        self.current: Snapshot | None = None  # the snapshot the running state is based on
+        self.overlay: dict[int, str] = {}  # the running state's own writes
+        self.power = "shutoff"
+        self.ram: str | None = None  # the memory image the RAM was last loaded from (or booted)
+        self.ram_ran = False  # the guest ran since, so its RAM no longer equals that image
+        self.clock = CLOCK_START  # logical seconds: one per applied operation
+        self.serial = 0  # snapshots ever created
+        self.images = 0  # memory images ever made
+        self.id_counter = 0  # for profiles whose ids are never reused
+
+    # -- the entry point -------------------------------------------------------------------
+
+    def apply(self, op: Any) -> Snapshot | None:
+        """Apply one operation under the profile's rules.  Returns the snapshot it created,
+        if any; raises ModelError, leaving the state as it was, when the profile refuses."""
+        self.clock += 1
+        try:
+            return self.profile.apply(self, op)
+        except ModelError as error:
+            if error.side_effect is None:
+                self.clock -= 1
+            raise
+
+    # -- lookup ------------------------------------------------------------------------------
+
+    def get_id(self, snapshot_id: str) -> Snapshot | None:
+        return self.snapshots.get(snapshot_id)
+
+    def named(self, name: str) -> list[Snapshot]:
+        """Snapshots with this name, in creation order (qcow2's table order)."""
+        return self.by_name.get(name, [])
+
+    def first_in_preorder(self, candidates: list[Snapshot]) -> Snapshot | None:
+        """The candidate a depth-first, pre-order walk of the tree meets first."""
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        return min(candidates, key=self._preorder_key)
+
+    def _preorder_key(self, node: Snapshot) -> list[int]:
+        key = []
+        while node.parent is not None:
+            key.append(node.parent.children.index(node))
+            node = node.parent
+        key.append(self.roots.index(node))
+        key.reverse()
+        return key
+
+    def preorder(self) -> Iterator[Snapshot]:
+        stack = list(reversed(self.roots))
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def subtree(self, node: Snapshot) -> list[Snapshot]:
+        """``node`` and its descendants, children before parents."""
+        order, stack = [], [node]
+        while stack:
+            top = stack.pop()
+            order.append(top)
+            stack.extend(top.children)
+        order.reverse()
+        return order
+
+    # -- reading points in time ----------------------------------------------------------
+
+    def read(self, snapshot: Snapshot | None, block: int) -> str:
+        node = snapshot
+        while node is not None:
+            value = node.delta.get(block)
+            if value is not None:
+                return value
+            node = node.parent
+        return EMPTY
+
+    def read_current(self, block: int) -> str:
+        value = self.overlay.get(block)
+        return value if value is not None else self.read(self.current, block)
+
+    def view(self, snapshot: Snapshot | None) -> dict[int, str]:
+        """Every block that reads other than empty at this point in time (None: the running
+        state)."""
+        layers = [self.overlay] if snapshot is None else []
+        node = self.current if snapshot is None else snapshot
+        while node is not None:
+            layers.append(node.delta)
+            node = node.parent
+        seen: dict[int, str] = {}
+        for layer in layers:
+            for block, value in layer.items():
+                seen.setdefault(block, value)
+        return {block: value for block, value in sorted(seen.items()) if value != EMPTY}
+
+    # -- mechanics -------------------------------------------------------------------------
+
+    def write(self, block: int, value: str) -> None:
+        self.overlay[block] = value
+
+    def new_memory_image(self) -> str:
+        self.images += 1
+        return f"ram{self.images}"
+
+    def boot(self, power: str = "running") -> None:
+        """Start the guest with fresh RAM."""
+        self.power = power
+        self.ram = self.new_memory_image()
+        self.ram_ran = power == "running"
+
+    def capture_memory(self) -> str:
+        """The memory image of the RAM as it is now.  RAM that has not run since it was
+        loaded is the very image it was loaded from."""
+        assert self.ram is not None, "no RAM to capture"
+        if self.ram_ran:
+            self.ram = self.new_memory_image()
+            self.ram_ran = self.power == "running"
+        return self.ram
+
+    def load_memory(self, image: str | None, power: str) -> None:
+        """Put the VM in ``power`` with RAM from ``image`` (None and on: a fresh boot)."""
+        if power == "shutoff":
+            self.power, self.ram, self.ram_ran = "shutoff", None, False
+        elif image is None:
+            self.boot(power)
+        else:
+            self.power, self.ram, self.ram_ran = power, image, power == "running"
+
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+        """Freeze the running state's overlay as a new snapshot, child of ``current``, and
+        make it current; the running state continues in a fresh overlay on top of it."""
+        image = self.capture_memory() if memory else None
+        self.serial += 1
+        node = Snapshot(
+            name=name, id=snapshot_id, parent=self.current, delta=self.overlay, memory=image,
+            state=state, description=description, order=self.serial, created=self.clock,
+        )
+        (self.current.children if self.current is not None else self.roots).append(node)
+        self.snapshots[snapshot_id] = node
+        self.by_name.setdefault(name, []).append(node)
+        self.current = node
+        self.overlay = {}
+        return node
+
+    def restore(self, node: Snapshot) -> None:
+        """Throw away the running state's unsaved writes and base it on ``node``."""
+        self.current = node
+        self.overlay = {}
+
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        """Remove one snapshot, merging its delta into each child (and into the running state
+        when it is based on ``node``), so that no other point in time reads differently.
+        The children take its place under its parent (or go after its other children, with
+        ``children_last``); if it was current, its parent is."""
+        if len(node.children) + (self.current is node) == 1:
+            # One dependant: merge in whichever direction moves fewer blocks (the seed: the
+            # direction changes storage use, never what anyone reads).
+            if node.children:
+                child = node.children[0]
+                child.delta = _absorb(node.delta, child.delta)
+            else:
+                self.overlay = _absorb(node.delta, self.overlay)
+        else:
+            for child in node.children:
+                _copy_missing(node.delta, child.delta)
+            if self.current is node:
+                _copy_missing(node.delta, self.overlay)
+        siblings = node.parent.children if node.parent is not None else self.roots
+        at = siblings.index(node)
+        siblings[at : at + 1] = [] if children_last else node.children
+        if children_last:
+            siblings.extend(node.children)
+        for child in node.children:
+            child.parent = node.parent
+        if self.current is node:
+            self.current = node.parent
+        del self.snapshots[node.id]
+        same_name = self.by_name[node.name]
+        same_name.remove(node)
+        if not same_name:
+            del self.by_name[node.name]
+
+    # -- observation helpers -------------------------------------------------------------
+
+    def fingerprint(self) -> tuple:
+        """Everything that makes up the state, as comparable values (for tests)."""
+        nodes = tuple(
+            (s.id, s.name, s.parent.id if s.parent else None, tuple(c.id for c in s.children),
+             tuple(sorted(s.delta.items())), s.memory, s.state, s.description, s.order, s.created)
+            for s in self.snapshots.values()
+        )
+        return (
+            nodes, tuple(r.id for r in self.roots), self.current.id if self.current else None,
+            tuple(sorted(self.overlay.items())), self.power, self.ram, self.ram_ran, self.clock,
+            self.serial, self.images, self.id_counter,
+        )
+
+
+
+def _copy_missing(older: dict[int, str], newer: dict[int, str]) -> None:
+    for block, value in older.items():
+        newer.setdefault(block, value)
+
+
+def _absorb(older: dict[int, str], newer: dict[int, str]) -> dict[int, str]:
+    """``older`` overlaid by ``newer``, built in place in the larger of the two."""
+    if len(older) > len(newer):
+        older.update(newer)
+        return older
+    _copy_missing(older, newer)
+    return newer

@@ -1,0 +1,53 @@
+"""What can be seen of a machine: the one JSON-shaped observation that the CLI prints, the
+scenario checker reads and the oracle compares with a real driver's.
+
+Shape (documented in the README)::
+
+    {"current": id | null, "power": str, "ram": token | null,
+     "snapshots": [{"name", "id", "parent": id | null, "children": [id...],
+                    "memory": bool, "memory_image": token | null, "state", "description"}],
+     "views": {"current": {block: value}, "snapshots": {id: {block: value}}}}
+
+Views list only blocks that read other than empty.  Under a profile without a tree (the qcow2
+table), ``current``, ``parent`` and ``children`` are null / empty: qcow2 records none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .machine import Machine, Snapshot
+
+
+def snapshot_record(m: Machine, s: Snapshot) -> dict[str, Any]:
+    tree = m.profile.tree
+    return {
+        "name": s.name,
+        "id": s.id,
+        "parent": s.parent.id if tree and s.parent is not None else None,
+        "children": [c.id for c in s.children] if tree else [],
+        "memory": s.memory is not None,
+        "memory_image": s.memory,
+        "state": s.state,
+        "description": s.description,
+    }
+
+
+def observe(m: Machine, views: bool = True) -> dict[str, Any]:
+    """The whole observable state, snapshots in creation order."""
+    result: dict[str, Any] = {
+        "current": m.current.id if m.profile.tree and m.current is not None else None,
+        "power": m.power,
+        "ram": m.ram,
+        "snapshots": [snapshot_record(m, s) for s in m.snapshots.values()],
+    }
+    if views:
+        result["views"] = {
+            "current": _json_view(m.view(None)),
+            "snapshots": {s.id: _json_view(m.view(s)) for s in m.snapshots.values()},
+        }
+    return result
+
+
+def _json_view(view: dict[int, str]) -> dict[str, str]:
+    return {str(block): value for block, value in view.items()}

@@ -1,0 +1,98 @@
+"""Operations: plain values that a profile applies to a machine.
+
+Each operation has a ``tag``, the element name it has in scenario files.  Snapshot arguments
+are given as a user types them (``ref``), plus optionally the profile's snapshot id (``id``),
+which scenarios use where names repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Write:
+    block: int
+    value: str
+    tag = "write"
+
+
+@dataclass(frozen=True)
+class Start:
+    tag = "start"
+
+
+@dataclass(frozen=True)
+class Pause:
+    tag = "pause"
+
+
+@dataclass(frozen=True)
+class Resume:
+    tag = "resume"
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    tag = "shutdown"
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """Save the running VM's memory to disk and stop it (ESX suspend, VirtualBox saveState)."""
+
+    tag = "suspend"
+
+
+@dataclass(frozen=True)
+class CreateSnapshot:
+    name: str | None = None
+    memory: bool | None = None  # None: the profile's default for the power state
+    description: str = ""
+    flags: tuple[str, ...] = ()
+    tag = "snapshot"
+
+
+@dataclass(frozen=True)
+class Revert:
+    ref: str | None = None  # None: the current snapshot (ESX RevertToCurrentSnapshot)
+    id: str | None = None
+    flags: tuple[str, ...] = ()
+    tag = "revert"
+
+
+@dataclass(frozen=True)
+class Delete:
+    ref: str | None = None
+    id: str | None = None
+    flags: tuple[str, ...] = field(default=())
+    tag = "delete"
+
+
+@dataclass(frozen=True)
+class DeleteAll:
+    """Remove every snapshot, keeping the current state (ESX RemoveAllSnapshots)."""
+
+    tag = "delete-all"
+
+
+Operation = Write | Start | Pause | Resume | Shutdown | Suspend | CreateSnapshot | Revert | Delete | DeleteAll
+POWER_OPS = (Start, Pause, Resume, Shutdown, Suspend)
+
+
+def describe(op: Operation) -> str:
+    """A short human-readable form, as shown in step listings: ``delete B [children]``."""
+    if isinstance(op, Write):
+        return f"write {op.block}={op.value!r}"
+    if isinstance(op, CreateSnapshot):
+        words = ["snapshot", op.name if op.name is not None else "(unnamed)"]
+        if op.memory is not None:
+            words.append("memory" if op.memory else "disk-only")
+    elif isinstance(op, (Revert, Delete)):
+        target = op.ref if op.ref is not None else (f"id={op.id}" if op.id is not None else "(current)")
+        words = [op.tag, target]
+    else:
+        return op.tag
+    if op.flags:
+        words.append("[" + " ".join(op.flags) + "]")
+    return " ".join(words)

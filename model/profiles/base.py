@@ -1,0 +1,257 @@
+"""What every profile shares: the order in which an operation's rules are checked, and the
+defaults that most hypervisors agree on.  A profile module sets class attributes (its data)
+and overrides the few hooks where its system differs; each override cites its source."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .. import ops
+from ..errors import ErrorKind, ModelError
+from ..machine import Machine, Snapshot
+
+NOT_FOUND, DUPLICATE, HAS_CHILDREN = ErrorKind.NOT_FOUND, ErrorKind.DUPLICATE_NAME, ErrorKind.HAS_CHILDREN
+INVALID_STATE, UNSUPPORTED, INVALID_ARGUMENT = ErrorKind.INVALID_STATE, ErrorKind.UNSUPPORTED, ErrorKind.INVALID_ARGUMENT
+DISK_ONLY = ErrorKind.DISK_ONLY
+
+# Power states the VM may be in when a profile's power operation is applied, and where it goes.
+BASIC_TRANSITIONS: dict[str, dict[str, str]] = {
+    "start": {"shutoff": "running"},
+    "pause": {"running": "paused"},
+    "resume": {"paused": "running"},
+    "shutdown": {"running": "shutoff", "paused": "shutoff"},
+}
+SAVED_STATES = ("suspended", "saved")  # off, with the RAM kept on disk
+
+
+class Profile:
+    name: ClassVar[str]
+    system: ClassVar[str]  # the system, API and version the profile follows
+    summary: ClassVar[str]  # one line for `snaptree profiles`
+    tree: ClassVar[bool] = True  # parents, children and a current snapshot are part of the API
+    transitions: ClassVar[dict[str, dict[str, str]]] = BASIC_TRANSITIONS
+    ids: ClassVar[str] = "name"  # "counter" (never reused), "reuse" (highest + 1), "uuid", "name"
+    lookup: ClassVar[str] = "preorder"  # which of several same-named snapshots a name finds
+    duplicates: ClassVar[str] = "allow"  # or "refuse", or "overwrite"
+    name_limit: ClassVar[int | None] = None  # bytes kept of a name; the rest is cut silently
+    create_flags: ClassVar[frozenset[str]] = frozenset()
+    revert_flags: ClassVar[frozenset[str]] = frozenset()
+    delete_flags: ClassVar[frozenset[str]] = frozenset()
+    exclusive: ClassVar[tuple[frozenset[str], ...]] = ()  # flag pairs that cannot be combined
+    revert_to_current: ClassVar[bool] = False  # a revert without a name targets the current snapshot
+    # Side effects a failed operation of this profile may have (the real system's behaviour).
+    failure_side_effects: ClassVar[frozenset[str]] = frozenset()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def apply(self, m: Machine, op: ops.Operation) -> Snapshot | None:
+        if isinstance(op, ops.Write):
+            self.write(m, op)
+        elif isinstance(op, ops.POWER_OPS):
+            self.power(m, op.tag)
+        elif isinstance(op, ops.CreateSnapshot):
+            return self.create(m, op)
+        elif isinstance(op, ops.Revert):
+            self.revert(m, op)
+        elif isinstance(op, ops.Delete):
+            self.delete(m, op)
+        elif isinstance(op, ops.DeleteAll):
+            self.delete_all(m)
+        else:
+            raise TypeError(f"not an operation: {op!r}")
+        return None
+
+    # -- messages (overridden with the vendor's words) --------------------------------------
+
+    def not_found(self, ref: str, purpose: str) -> ModelError:
+        return ModelError(NOT_FOUND, f"no snapshot named '{ref}'")
+
+    def duplicate(self, name: str) -> ModelError:
+        return ModelError(DUPLICATE, f"snapshot '{name}' already exists")
+
+    def unknown_flag(self, flag: str, operation: str) -> ModelError:
+        return ModelError(INVALID_ARGUMENT, f"{self.name}: unknown {operation} flag '{flag}'")
+
+    def exclusive_flags(self, pair: frozenset[str]) -> ModelError:
+        first, second = sorted(pair)
+        return ModelError(INVALID_ARGUMENT, f"flags '{first}' and '{second}' are mutually exclusive")
+
+    def unsupported(self, what: str) -> ModelError:
+        return ModelError(UNSUPPORTED, f"{self.system} has no {what}")
+
+    def bad_power(self, operation: str, power: str) -> ModelError:
+        return ModelError(INVALID_STATE, f"cannot {operation}: the VM is {power}")
+
+    # -- writes and power ------------------------------------------------------------------
+
+    def write(self, m: Machine, op: ops.Write) -> None:
+        if not 0 <= op.block < m.blocks:
+            raise ModelError(INVALID_ARGUMENT, f"block {op.block} is outside the disk (0..{m.blocks - 1})")
+        m.write(op.block, op.value)
+
+    def power(self, m: Machine, operation: str) -> None:
+        moves = self.transitions.get(operation)
+        if not moves:
+            raise self.unsupported(f"'{operation}' operation")
+        target = moves.get(m.power)
+        if target is None:
+            raise self.bad_power(operation, m.power)
+        if operation == "start":
+            # from a saved state the RAM on disk comes back; from shutoff the guest boots
+            m.load_memory(m.ram if m.power in SAVED_STATES else None, target)
+        elif target in SAVED_STATES:
+            m.capture_memory()
+            m.power, m.ram_ran = target, False
+        elif target == "shutoff":
+            m.load_memory(None, "shutoff")
+        else:
+            m.power = target
+            m.ram_ran = m.ram_ran or target == "running"
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create(self, m: Machine, op: ops.CreateSnapshot) -> Snapshot:
+        flags = self.check_flags(op.flags, self.create_flags, "create")
+        memory = self.memory_for(m, op, flags)
+        name = op.name if op.name is not None else self.auto_name(m)
+        self.check_name(m, name, memory, flags)
+        replaced = None
+        clash = self.find_named(m, name)
+        if clash is not None:
+            policy = self.duplicate_policy(memory)
+            if policy == "refuse":
+                raise self.duplicate_refusal(name, memory)
+            if policy == "overwrite":
+                replaced = clash
+        # every check has passed: from here on the state changes
+        if replaced is not None:
+            m.remove(replaced)
+        stored = self.stored_name(name)
+        snap = m.take(stored, self.next_id(m, stored), memory, self.recorded_state(m, memory, flags),
+                      op.description)
+        self.after_create(m, snap, flags)
+        return snap
+
+    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+        """Whether the snapshot gets a memory image.  Default: yes whenever the VM has RAM; a
+        request for memory of a VM that is off is a disk snapshot."""
+        has_ram = m.power != "shutoff"
+        return has_ram if op.memory is None else op.memory and has_ram
+
+    def auto_name(self, m: Machine) -> str:
+        """libvirt names an unnamed snapshot after the epoch second [semantics.md §7 Create]."""
+        return str(m.clock)
+
+    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+        """Refuse a name or flag combination (raise); the default accepts every name."""
+
+    def stored_name(self, name: str) -> str:
+        if self.name_limit is None:
+            return name
+        raw = name.encode()
+        if len(raw) <= self.name_limit:
+            return name
+        # cut at a byte count, even inside a UTF-8 character [semantics.md §4 Names]
+        return raw[: self.name_limit].decode("utf-8", errors="replace")
+
+    def duplicate_policy(self, memory: bool) -> str:
+        return self.duplicates
+
+    def duplicate_refusal(self, name: str, memory: bool) -> ModelError:
+        return self.duplicate(name)
+
+    def next_id(self, m: Machine, name: str) -> str:
+        if self.ids == "counter":
+            m.id_counter += 1
+            return str(m.id_counter)
+        if self.ids == "reuse":
+            return str(max((int(i) for i in m.snapshots), default=0) + 1)
+        if self.ids == "uuid":
+            m.id_counter += 1
+            return f"00000000-0000-4000-8000-{m.id_counter:012x}"
+        return name  # "name": names are unique, and a snapshot's name is its identity
+
+    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
+        return m.power
+
+    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
+        pass
+
+    # -- revert ----------------------------------------------------------------------------
+
+    def revert(self, m: Machine, op: ops.Revert) -> None:
+        flags = self.check_flags(op.flags, self.revert_flags, "revert")
+        target = self.resolve(m, op, "revert")
+        power, image = self.revert_outcome(m, target, flags)
+        m.restore(target)
+        m.load_memory(image, power)
+
+    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+        """The power state after reverting and the memory image the RAM comes from (None: a
+        fresh boot, when the VM ends up on).  Default: the snapshot's own recorded state."""
+        return target.state, target.memory
+
+    # -- delete ----------------------------------------------------------------------------
+
+    def delete(self, m: Machine, op: ops.Delete) -> None:
+        flags = self.check_flags(op.flags, self.delete_flags, "delete")
+        target = self.resolve(m, op, "delete")
+        self.check_delete(m, target, flags)
+        self.remove(m, target, flags)
+
+    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        pass
+
+    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        """libvirt's delete flags, which most profiles map onto [semantics.md §7]."""
+        if "children" in flags:
+            for node in m.subtree(target):
+                m.remove(node)
+        elif "children-only" in flags:
+            for node in m.subtree(target)[:-1]:
+                m.remove(node)
+        else:
+            m.remove(target)
+
+    def delete_all(self, m: Machine) -> None:
+        raise self.unsupported("'delete every snapshot' operation")
+
+    # -- shared helpers --------------------------------------------------------------------
+
+    def check_flags(self, given: tuple[str, ...], allowed: frozenset[str], operation: str) -> frozenset[str]:
+        for flag in given:
+            if flag not in allowed:
+                raise self.unknown_flag(flag, operation)
+        flags = frozenset(given)
+        for pair in self.exclusive:
+            if pair <= flags:
+                raise self.exclusive_flags(pair)
+        return flags
+
+    def find_named(self, m: Machine, name: str) -> Snapshot | None:
+        """The snapshot a name finds, in the profile's order."""
+        candidates = m.named(name)
+        if self.lookup == "table":
+            return candidates[0] if candidates else None
+        return m.first_in_preorder(candidates)
+
+    def lookup_ref(self, m: Machine, ref: str, purpose: str) -> Snapshot | None:
+        """What a user's argument finds; profiles that accept ids as well override this."""
+        return self.find_named(m, ref)
+
+    def resolve(self, m: Machine, op: ops.Revert | ops.Delete, purpose: str) -> Snapshot:
+        if op.id is not None:
+            found = m.get_id(op.id)
+            ref = op.id
+        elif op.ref is None:
+            if not (self.revert_to_current and purpose == "revert"):
+                raise ModelError(INVALID_ARGUMENT, f"{purpose} needs a snapshot name")
+            if m.current is None:
+                raise ModelError(NOT_FOUND, "the VM has no current snapshot")
+            return m.current
+        else:
+            ref = op.ref
+            found = self.lookup_ref(m, op.ref, purpose)
+        if found is None:
+            raise self.not_found(ref, purpose)
+        return found

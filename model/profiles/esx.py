@@ -1,0 +1,65 @@
+"""VMware vSphere API: CreateSnapshot_Task, RevertToSnapshot_Task, RemoveSnapshot_Task,
+RemoveAllSnapshots_Task [semantics.md §2].  No ESX runs here; vcsim's departures from ESX are
+listed in the sheet and not followed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..errors import ModelError
+from ..machine import Machine, Snapshot
+from .base import INVALID_STATE, NOT_FOUND, Profile
+
+VSPHERE_STATE = {"running": "Powered on", "shutoff": "Powered off", "suspended": "Suspended"}
+
+
+class Esx(Profile):
+    name = "esx"
+    system = "VMware vSphere API 7.0"
+    summary = "merge into every child; duplicate names allowed; ids from a per-VM counter"
+    transitions: ClassVar[dict[str, dict[str, str]]] = {
+        # PowerOnVM_Task also resumes a suspended VM; PowerOffVM_Task discards its suspend state
+        "start": {"shutoff": "running", "suspended": "running"},
+        "shutdown": {"running": "shutoff", "suspended": "shutoff"},
+        "suspend": {"running": "suspended"},
+    }
+    ids = "counter"  # never reused [§2 CreateSnapshot_Task]
+    lookup = "preorder"  # libvirt's ESX driver: depth-first, pre-order, first match [§2 Lookup]
+    duplicates = "allow"  # [§2 CreateSnapshot_Task: names need not be unique]
+    create_flags = frozenset({"quiesce"})  # quiesce only flushes the guest's caches [§2]
+    revert_flags = frozenset({"suppress-power-on"})
+    delete_flags = frozenset({"remove-children"})
+    revert_to_current = True  # RevertToCurrentSnapshot_Task [§2]
+
+    def not_found(self, ref: str, purpose: str) -> ModelError:
+        return ModelError(NOT_FOUND, f"Could not find snapshot with name '{ref}'")  # libvirt esx_vi.c
+
+    def bad_power(self, operation: str, power: str) -> ModelError:
+        # the InvalidPowerState fault's localized message
+        return ModelError(INVALID_STATE,
+                          f"The attempted operation cannot be performed in the current state ({VSPHERE_STATE[power]}).")
+
+    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
+        # memory=false sets the snapshot's power state to powered off [§2 Create, power states]
+        return m.power if memory else "shutoff"
+
+    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+        # the VM takes the snapshot's execution state; suppressPowerOn keeps it from running,
+        # which leaves a powered-on snapshot's memory as a suspend state [§2 RevertToSnapshot_Task]
+        if target.memory is None:
+            return "shutoff", None
+        if "suppress-power-on" in flags or target.state == "suspended":
+            return "suspended", target.memory
+        return "running", target.memory
+
+    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        # removeChildren removes the subtree; the nearest surviving ancestor becomes current
+        # [§2 RemoveSnapshot_Task(removeChildren=true)]
+        for node in m.subtree(target) if "remove-children" in flags else [target]:
+            m.remove(node)
+
+    def delete_all(self, m: Machine) -> None:
+        # every snapshot goes, the current state stays as the disk [§2 RemoveAllSnapshots_Task]
+        for root in list(m.roots):
+            for node in m.subtree(root):
+                m.remove(node)

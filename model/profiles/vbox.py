@@ -1,0 +1,104 @@
+"""VirtualBox Main API: IMachine takeSnapshot / deleteSnapshot / restoreSnapshot / findSnapshot
+[semantics.md §3], read in VirtualBox's ``SnapshotImpl.cpp`` and ``MachineImpl.cpp``.  No
+VirtualBox can be installed here (it is not in Debian 12), so no real driver checks this."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from .. import ops
+from ..errors import ModelError
+from ..machine import Machine, Snapshot
+from .base import HAS_CHILDREN, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
+
+MACHINE = "vm"  # the machine's name in VirtualBox's messages
+VBOX_STATE = {"running": "Running", "paused": "Paused", "shutoff": "PoweredOff", "saved": "Saved"}
+UUID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
+
+# Console::i_pause / resume / powerDown, SessionMachine::i_saveStateWithReason
+POWER_REFUSALS = {
+    "start": "The virtual machine is already running or busy (machine state: {state})",
+    "pause": "Invalid machine state: {state}",
+    "resume": "Cannot resume the machine as it is not paused (machine state: {state})",
+    "shutdown": "Invalid machine state: {state} (must be Running, Paused or Stuck)",
+    "suspend": "Cannot save the execution state as the machine is not running or paused (machine state: {state})",
+}
+
+
+class VBox(Profile):
+    name = "vbox"
+    system = "VirtualBox 7 Main API (IMachine)"
+    summary = "merge into the one child; refuses two children or a current snapshot with a child"
+    transitions: ClassVar[dict[str, dict[str, str]]] = {
+        "start": {"shutoff": "running", "saved": "running"},  # launchVMProcess restores a Saved state
+        "pause": {"running": "paused"},
+        "resume": {"paused": "running"},
+        "shutdown": {"running": "shutoff", "paused": "shutoff"},  # powerDown
+        "suspend": {"running": "saved", "paused": "saved"},  # saveState
+    }
+    ids = "uuid"  # every snapshot gets a fresh UUID [§3 takeSnapshot]
+    lookup = "preorder"  # findSnapshot: depth-first, pre-order, first match [§3]
+    duplicates = "allow"  # no uniqueness check [§3 takeSnapshot]
+    create_flags = frozenset({"live"})  # takeSnapshot(pause=false), VBoxManage's --live
+    delete_flags = frozenset({"and-all-children"})  # deleteSnapshotAndAllChildren
+
+    def bad_power(self, operation: str, power: str) -> ModelError:
+        if operation == "pause" and power == "paused":
+            return ModelError(INVALID_STATE, "Already paused")
+        if operation == "shutdown" and power == "saved":
+            return ModelError(INVALID_STATE, "Cannot power down a saved virtual machine")
+        return ModelError(INVALID_STATE, POWER_REFUSALS[operation].format(state=VBOX_STATE[power]))
+
+    def not_found(self, ref: str, purpose: str) -> ModelError:
+        if UUID.match(ref):  # Machine::findSnapshot
+            return ModelError(NOT_FOUND, f"Could not find a snapshot with UUID {{{ref.strip('{}')}}}")
+        return ModelError(NOT_FOUND, f"Could not find a snapshot named '{ref}'")
+
+    def lookup_ref(self, m: Machine, ref: str, purpose: str) -> Snapshot | None:
+        if not m.roots:
+            raise ModelError(NOT_FOUND, "This machine does not have any snapshots")
+        if ref == "":  # an empty nameOrId finds the first snapshot (Machine::findSnapshot)
+            return m.roots[0]
+        if UUID.match(ref):
+            return m.get_id(ref.strip("{}").lower())
+        return self.find_named(m, ref)
+
+    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+        # SessionMachine::takeSnapshot [§3 takeSnapshot]
+        if "live" in flags and m.power != "running":
+            raise ModelError(INVALID_STATE, "Cannot take a live snapshot of a virtual machine unless it is running.")
+        online_or_saved = m.power != "shutoff"
+        if op.memory is False and online_or_saved:
+            # an online snapshot always saves the state (unless a debugging extradata key is set)
+            raise ModelError(UNSUPPORTED, "VirtualBox saves the machine state with every snapshot of a running, paused or saved machine")
+        return online_or_saved
+
+    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+        if UUID.match(name):
+            raise ModelError(INVALID_ARGUMENT, "A machine cannot have a UUID as its name")  # Snapshot::setName
+
+    def auto_name(self, m: Machine) -> str:
+        raise ModelError(INVALID_ARGUMENT, "takeSnapshot needs a name")
+
+    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+        # SessionMachine::restoreSnapshot refuses an online machine, Paused included [§3 restoreSnapshot]
+        if m.power in ("running", "paused"):
+            raise ModelError(INVALID_STATE, "Cannot delete the current state of the running machine "
+                                            f"(machine state: {VBOX_STATE[m.power]})")
+        # a snapshot with a saved state leaves the machine Saved, otherwise PoweredOff
+        return ("saved", target.memory) if target.memory is not None else ("shutoff", None)
+
+    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        if "and-all-children" in flags:  # IMachine::deleteSnapshotAndAllChildren [§3]
+            raise ModelError(UNSUPPORTED, "Not implemented (E_NOTIMPL): deleteSnapshotAndAllChildren")
+        what = f"Snapshot '{target.name}' of the machine '{MACHINE}' cannot be deleted, because it"
+        if len(target.children) > 1:  # SessionMachine::i_deleteSnapshot [§3]
+            raise ModelError(HAS_CHILDREN, f"{what} has {len(target.children)} child snapshots, "
+                                           "which is more than the one snapshot allowed for deletion")
+        if target is m.current and target.children:  # the current state counts as a second child
+            raise ModelError(HAS_CHILDREN, f"{what} is the current snapshot and has one child snapshot")
+
+    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        # Snapshot::i_beginSnapshotDelete appends the child to the grandparent's list
+        m.remove(target, children_last=True)
