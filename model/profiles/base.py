@@ -39,6 +39,7 @@ class Profile:
     delete_flags: ClassVar[frozenset[str]] = frozenset()
     exclusive: ClassVar[tuple[frozenset[str], ...]] = ()  # flag pairs that cannot be combined
     revert_to_current: ClassVar[bool] = False  # a revert without a name targets the current snapshot
+    empty_name_is_unnamed: ClassVar[bool] = False  # an empty name is treated as no name
     # Side effects a failed operation of this profile may have (the real system's behaviour).
     failure_side_effects: ClassVar[frozenset[str]] = frozenset()
 
@@ -113,7 +114,8 @@ class Profile:
     def create(self, m: Machine, op: ops.CreateSnapshot) -> Snapshot:
         flags = self.check_flags(op.flags, self.create_flags, "create")
         memory = self.memory_for(m, op, flags)
-        name = op.name if op.name is not None else self.auto_name(m)
+        unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
+        name = self.auto_name(m) if unnamed else op.name
         self.check_name(m, name, memory, flags)
         replaced = None
         clash = self.find_named(m, name)

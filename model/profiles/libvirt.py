@@ -24,6 +24,7 @@ class Libvirt(Profile):
 
     ids = "name"  # a snapshot is known by its name
     duplicates = "refuse"  # [§7 Create]
+    empty_name_is_unnamed = True  # <name></name> gets the epoch second (seen on 9.0.0's test driver)
     create_flags = frozenset(CREATE_BITS)
     delete_flags = frozenset(DELETE_BITS)
     revert_flags = frozenset(REVERT_BITS)

@@ -1,0 +1,58 @@
+"""Reading scenario files: safe XML parsing, RelaxNG validation, the embedded library."""
+
+from __future__ import annotations
+
+import importlib.resources
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from snaptree.model.scenario import Scenario, ScenarioError, from_element, safe_parser
+
+SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
+
+
+def library() -> importlib.resources.abc.Traversable:
+    return importlib.resources.files("snaptree.scenarios")
+
+
+@cache
+def schema() -> etree.RelaxNG:
+    return etree.RelaxNG(etree.fromstring(library().joinpath("scenario.rng").read_bytes(), safe_parser()))
+
+
+def embedded() -> list[str]:
+    """The names of the scenario files shipped in the package."""
+    return sorted(f.name for f in library().iterdir() if f.name.endswith(".xml"))
+
+
+def read(path: str) -> bytes:
+    """A file's bytes; a bare name of a shipped scenario is found in the library."""
+    candidate = Path(path)
+    if not candidate.exists() and "/" not in path and path in embedded():
+        return library().joinpath(path).read_bytes()
+    try:
+        return candidate.read_bytes()
+    except OSError as error:
+        raise ScenarioError(f"cannot read: {error.strerror or error}") from None
+
+
+def parse(data: bytes) -> Scenario:
+    """Parse and validate scenario XML (entities unresolved, no network)."""
+    try:
+        tree = etree.fromstring(data, safe_parser())
+    except etree.XMLSyntaxError as error:
+        raise ScenarioError(f"not well-formed XML: {error}") from None
+    validator = schema()
+    if not validator.validate(tree):
+        first = validator.error_log[0]
+        raise ScenarioError(f"line {first.line}: does not match scenario.rng: {first.message}")
+    return from_element(tree)
+
+
+def load(path: str) -> Scenario:
+    try:
+        return parse(read(path))
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from None

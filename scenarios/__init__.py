@@ -1,0 +1,1 @@
+"""The scenario library: XML files that document, test and compare snapshot behaviour."""
