@@ -47,6 +47,7 @@ def parse(data: bytes) -> Scenario:
     validator = schema()
     if not validator.validate(tree):
         first = validator.error_log[0]
+        from_element(tree)  # names the problem more exactly where it can
         raise ScenarioError(f"line {first.line}: does not match scenario.rng: {first.message}")
     return from_element(tree)
 
