@@ -186,6 +186,8 @@ class Outcome:
     message: str | None = None
     side_effect: str | None = None
     skipped: bool = False  # the step is for other profiles
+    created_id: str | None = None  # the snapshot a successful create made
+    created_name: str | None = None
 
     def brief(self) -> str:
         return "-" if self.skipped else "ok" if self.ok else str(self.kind)
@@ -200,10 +202,12 @@ class Outcome:
 
 def apply(m: Machine, op: ops.Operation) -> Outcome:
     try:
-        m.apply(op)
+        created = m.apply(op)
     except ModelError as error:
         return Outcome(False, error.kind.value, error.message, error.side_effect)
-    return Outcome(True)
+    if created is None:
+        return Outcome(True)
+    return Outcome(True, created_id=created.id, created_name=created.name)
 
 
 @dataclass

@@ -14,12 +14,23 @@ from snaptree.model import PROFILES, notation
 from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import render, scenario_files
+from .driver import Driver, DriverUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _profile_list(text: str) -> list[str]:
@@ -86,6 +97,103 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str, Any]]:
+    from .drivers import load
+
+    cls = load(args.driver)
+    options = {"uri": args.uri} if getattr(args, "uri", None) else {}
+    profile = _profile_list(args.profile)[0] if args.profile else cls.profiles[0]
+    if profile not in cls.profiles:
+        raise UsageError(f"driver '{cls.name}' follows {', '.join(cls.profiles)}, not '{profile}'")
+    problem = cls.availability()
+    if problem:
+        raise DriverUnavailable(problem)
+    return cls, profile, options
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check, divergence_report, junit_xml
+
+    cls, profile, options = _driver_class(args)
+    result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
+                   database=None if args.database == "none" else args.database, out=args.out, options=options,
+                   progress=None if args.format == "json" else sys.stderr, spec=args.driver)
+    stats = result.stats
+    if args.junit:
+        with open(args.junit, "w", encoding="utf-8") as junit:
+            junit.write(junit_xml([result]))
+    if args.format == "json":
+        report: dict[str, Any] = {
+            "driver": cls.name, "profile": profile, "conforms": result.conforms, "flaky": result.flaky,
+            "examples": stats.examples, "steps": stats.steps, "seconds": round(stats.seconds, 3),
+            "operations": dict(stats.operations), "errors": dict(stats.errors),
+            "scenario": str(result.scenario_path) if result.scenario_path else None,
+        }
+        if result.divergence is not None:
+            report["differences"] = [str(d) for d in result.divergence.differences]
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        operations = ", ".join(f"{tag} {count}" for tag, count in stats.operations.most_common())
+        errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
+        print(f"{stats.examples} examples, {stats.steps} steps in {stats.seconds:.1f} s "
+              f"({stats.steps / max(stats.seconds, 1e-9):.0f} steps/s)")
+        print(f"operations: {operations}")
+        print(f"refused as the profile says: {errors}")
+        if result.divergence is None:
+            print(f"CONFORMS: driver {cls.name} follows profile {profile} over {stats.examples} random histories")
+        else:
+            print(f"DIVERGES: driver {cls.name} and profile {profile} part ways"
+                  + (" (flaky: the driver did not fail the same way twice)" if result.flaky else ""))
+            print(divergence_report(result.divergence, cls.name))
+            print(f"scenario: {result.scenario_path}")
+            print(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
+                  + (f" --uri '{args.uri}'" if args.uri else ""))
+    return EXIT_OK if result.conforms else EXIT_FAILED
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .check import divergence_report, replay
+
+    scenario = scenario_files.load(args.file)
+    if not args.profile:
+        args.profile = scenario.profile
+    cls, profile, options = _driver_class(args)
+    scenario.profile = profile
+    lockstep, divergence = replay(cls(profile, **options), scenario)
+    if divergence is None:
+        print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of {args.file}")
+        return EXIT_OK
+    print(f"DIVERGES: driver {cls.name} and profile {profile} on {args.file}")
+    print(divergence_report(divergence, cls.name))
+    return EXIT_FAILED
+
+
+def cmd_drivers(args: argparse.Namespace) -> int:
+    from .drivers import REGISTRY, load
+
+    rows = []
+    for name in REGISTRY:
+        try:
+            cls = load(name)
+            problem = cls.availability()
+            rows.append({"name": name, "profiles": list(cls.profiles), "installed": problem is None,
+                         "problem": problem, "observes": sorted(cls.observes), "description": cls.description})
+        except DriverUnavailable as error:
+            rows.append({"name": name, "profiles": [], "installed": False, "problem": str(error), "observes": [],
+                         "description": ""})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        status = "installed" if r["installed"] else "NOT AVAILABLE"
+        print(f"{r['name']:<{width}}  {status}: {r['description']}")
+        print(f"{'':<{width}}  profiles: {', '.join(r['profiles'])}; observes: {', '.join(r['observes'])}")
+        if r["problem"]:
+            print(f"{'':<{width}}  {r['problem']}")
+    return EXIT_OK
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([{"name": p.name, "system": p.system, "summary": p.summary, "tree": p.tree}
@@ -121,6 +229,25 @@ notation: base <--1-- A <--2-- B <--3-- current
 arrows point from child to parent; numbers are overlays; 'current' is the running state.""",
     "profiles": """example:
   snaptree profiles""",
+    "check": """examples:
+  snaptree check --driver model --profile vbox          self-check: the model against itself
+  snaptree check --driver qemu-img --examples 50 --seed 1 --junit check.xml
+  snaptree check --driver mypkg.snap:MyDriver --profile libvirt-test
+
+It drives random histories through the driver and the model in lockstep and compares, after
+every step, the outcome (ok or error kind) and everything the driver observes: the tree,
+current snapshot, power state, memory images, and the blocks every snapshot reads.  A
+divergence is shrunk to a minimal history and written as a scenario file that replays.
+Failures found once are tried first next time (Hypothesis' example database, --database).
+
+exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 setup error""",
+    "replay": """examples:
+  snaptree replay snaptree-out/counterexample-qemu-img-qemu-img-20261126-101500.xml --driver qemu-img
+  snaptree replay scenarios/seed-delete-leaf.xml --driver model --profile esx
+
+exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 bad input""",
+    "drivers": """example:
+  snaptree drivers          each driver, whether its real component is installed, what it observes""",
 }
 
 
@@ -157,6 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="under this profile instead of the file's own")
     p.add_argument("--format", choices=["text", "dot", "svg"], default="text")
 
+    p = command("check", "check a driver against a profile over random histories", cmd_check)
+    p.add_argument("--driver", required=True, help="a driver name (see `snaptree drivers`) or module:Class")
+    p.add_argument("--profile", help="the profile to check against (default: the driver's first)")
+    p.add_argument("--uri", help="connection URI, for drivers that take one (libvirt)")
+    p.add_argument("--examples", type=_positive, default=100, help="random histories (default 100)")
+    p.add_argument("--steps", type=_positive, default=20, help="operations per history at most (default 20)")
+    p.add_argument("--blocks", type=_positive, default=8, help="disk size in blocks (default 8)")
+    p.add_argument("--seed", type=int, help="make the run repeatable")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    p.add_argument("--out", metavar="DIR", default="snaptree-out", help="where counterexamples go")
+    p.add_argument("--database", metavar="DIR", default=".snaptree/examples",
+                   help="Hypothesis example database, or 'none' (default .snaptree/examples)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = command("replay", "replay a scenario on a driver and the model, and compare", cmd_replay)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--driver", required=True, help="a driver name or module:Class")
+    p.add_argument("--profile", help="default: the scenario's profile")
+    p.add_argument("--uri", help="connection URI, for drivers that take one")
+
+    p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
     p = command("profiles", "list the profiles and the system each follows", cmd_profiles)
     p.add_argument("--format", choices=["text", "json"], default="text")
     return parser
@@ -166,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (UsageError, ScenarioError) as error:
+    except (UsageError, ScenarioError, DriverUnavailable) as error:
         print(f"snaptree: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

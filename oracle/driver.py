@@ -1,0 +1,95 @@
+"""The driver protocol: what an adapter for a real system implements so that the oracle can
+drive it in lockstep with the model (in the spirit of a Jepsen client).
+
+A driver's life for one example: ``setup(blocks)`` makes a fresh VM and disk; ``apply(op)``
+performs one operation through the real interface and says what happened; ``observe()``
+reports what can be seen, in the model's observation shape (see ``snaptree.model.observe``);
+``teardown()`` removes every process and file, also after a failure.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from snaptree.model import ops
+
+# What a driver may be able to observe; the checker compares exactly these.
+OBSERVATIONS = frozenset({
+    "names",  # the snapshots' names
+    "ids",  # the snapshots' ids as the system assigns them
+    "tree",  # each snapshot's parent and children
+    "current",  # the current snapshot
+    "power",  # the VM's power state
+    "state",  # the power state recorded in each snapshot
+    "memory",  # which snapshots own a memory image, and which image the live RAM came from
+    "views",  # the blocks each snapshot and the current state read
+    "description",
+})
+
+
+class DriverUnavailable(Exception):
+    """The real component is missing or cannot start; the message says how to install it."""
+
+
+@dataclass
+class Result:
+    """One operation's outcome on a driver: ok, or an error kind with the real message.
+    A successful create reports the new snapshot's id and name as the system assigned them."""
+
+    ok: bool
+    kind: str | None = None
+    message: str | None = None
+    created_id: str | None = None
+    created_name: str | None = None
+
+    @classmethod
+    def error(cls, kind: str, message: str) -> Result:
+        return cls(False, kind, message)
+
+    def brief(self) -> str:
+        return "ok" if self.ok else f"{self.kind}: {self.message}"
+
+
+class Driver(ABC):
+    """Subclass this for a real system.  Class attributes declare what it can do."""
+
+    name: ClassVar[str]  # how `snaptree check --driver NAME` finds it
+    description: ClassVar[str] = ""
+    profiles: ClassVar[tuple[str, ...]]  # the profiles it can claim; the first is the default
+    observes: ClassVar[frozenset[str]] = frozenset()
+    # operation tags it can perform (see snaptree.model.ops); others are never generated
+    operations: ClassVar[frozenset[str]] = frozenset()
+    # flags it can pass, per operation tag ("snapshot", "revert", "delete")
+    flags: ClassVar[dict[str, frozenset[str]]] = {}
+    by_id: ClassVar[bool] = False  # revert and delete can address a snapshot by its id
+    memory_choice: ClassVar[bool] = True  # create can ask for memory or a disk-only snapshot
+    values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store
+
+    def __init__(self, profile: str | None = None, **options: Any):
+        chosen = profile or self.profiles[0]
+        if chosen not in self.profiles:
+            raise DriverUnavailable(f"driver '{self.name}' follows {', '.join(self.profiles)}, not '{chosen}'")
+        self.profile = chosen
+        self.options = options
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """None when the real component is here; otherwise why not and how to install it."""
+        return None
+
+    @abstractmethod
+    def setup(self, blocks: int) -> None: ...
+
+    @abstractmethod
+    def apply(self, op: ops.Operation) -> Result: ...
+
+    @abstractmethod
+    def observe(self) -> dict[str, Any]: ...
+
+    def teardown(self) -> None:  # noqa: B027 - a driver with nothing to clean up need not override
+        pass
+
+    def close(self) -> None:  # noqa: B027
+        """Called once after the last example: end anything kept across examples."""

@@ -1,0 +1,29 @@
+"""Drivers by name.  Real drivers are imported only when asked for, so that a missing
+client library never breaks the rest of snaptree."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..driver import Driver, DriverUnavailable
+
+# name -> "module:Class", relative to this package
+REGISTRY = {
+    "model": ".model:ModelDriver",
+}
+
+
+def load(spec: str) -> type[Driver]:
+    """A driver class from a registered name or a third party's ``module:Class``."""
+    target = REGISTRY.get(spec, spec)
+    if ":" not in target:
+        raise DriverUnavailable(f"unknown driver '{spec}' (known: {', '.join(REGISTRY)}; or give module:Class)")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name, package=__name__)
+    except ImportError as error:
+        raise DriverUnavailable(f"cannot import driver module '{module_name}': {error}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Driver)):
+        raise DriverUnavailable(f"'{spec}' is not a snaptree Driver class")
+    return cls

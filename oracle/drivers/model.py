@@ -1,0 +1,46 @@
+"""The model itself as a driver: for self-checks, demos, and as the base of test mutants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from snaptree.model import Machine, ModelError, get_profile, observe, ops
+from snaptree.model import PROFILES
+
+from ..driver import OBSERVATIONS, Driver, Result
+
+
+class ModelDriver(Driver):
+    name = "model"
+    description = "snaptree's own model (no real component)"
+    profiles = tuple(PROFILES)
+    observes = OBSERVATIONS
+    operations = frozenset({"write", "start", "pause", "resume", "shutdown", "suspend", "snapshot", "revert",
+                            "delete", "delete-all"})
+    by_id = True
+
+    def __init__(self, profile: str | None = None, **options: Any):
+        super().__init__(profile, **options)
+        p = get_profile(self.profile)
+        self.flags = {"snapshot": p.create_flags, "revert": p.revert_flags, "delete": p.delete_flags}
+        self.machine: Machine | None = None
+
+    def make_machine(self, blocks: int) -> Machine:
+        return Machine(get_profile(self.profile), blocks)
+
+    def setup(self, blocks: int) -> None:
+        self.machine = self.make_machine(blocks)
+
+    def apply(self, op: ops.Operation) -> Result:
+        assert self.machine is not None
+        try:
+            created = self.machine.apply(op)
+        except ModelError as error:
+            return Result.error(error.kind.value, error.message)
+        if created is None:
+            return Result(True)
+        return Result(True, created_id=created.id, created_name=created.name)
+
+    def observe(self) -> dict[str, Any]:
+        assert self.machine is not None
+        return observe(self.machine)

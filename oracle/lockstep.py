@@ -1,0 +1,79 @@
+"""The model and a driver side by side: apply one operation to both, compare the outcome,
+then compare everything the driver observes.  The first difference is a ``Divergence``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from snaptree.model import Machine, get_profile, observe, ops
+from snaptree.model.scenario import Outcome, apply
+
+from .compare import Correspondence, Difference, compare_outcome, compare_states
+from .driver import Driver, Result
+
+
+@dataclass
+class Step:
+    op: ops.Operation  # as the model got it (names and ids in the model's terms)
+    model: Outcome
+    driver: Result
+    model_state: dict[str, Any]
+
+
+class Divergence(AssertionError):
+    """The driver and the model part ways at the last step of ``history``."""
+
+    def __init__(self, history: Sequence[Step], differences: list[Difference], driver_state: dict[str, Any] | None):
+        self.history = list(history)
+        self.differences = differences
+        self.driver_state = driver_state
+        super().__init__(f"after step {len(self.history)} ({ops.describe(self.history[-1].op)}): {differences[0]}")
+
+
+class Lockstep:
+    """One history: a fresh model machine and a freshly set-up driver."""
+
+    def __init__(self, driver: Driver, blocks: int):
+        self.driver = driver
+        self.model = Machine(get_profile(driver.profile), blocks)
+        self.blocks = blocks
+        self.match = Correspondence()
+        self.history: list[Step] = []
+
+    def __enter__(self) -> Lockstep:
+        self.driver.setup(self.blocks)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.driver.teardown()
+
+    def to_driver(self, op: ops.Operation) -> ops.Operation:
+        """The same operation in the driver's names and ids."""
+        if isinstance(op, (ops.Revert, ops.Delete)):
+            return dataclasses.replace(
+                op, ref=None if op.ref is None else self.match.driver_name(op.ref),
+                id=None if op.id is None else self.match.driver_id(op.id))
+        return op
+
+    def step(self, op: ops.Operation) -> Step:
+        model_outcome = apply(self.model, op)
+        result = self.driver.apply(self.to_driver(op))
+        state = observe(self.model)
+        step = Step(op, model_outcome, result, state)
+        self.history.append(step)
+        difference = compare_outcome(model_outcome.ok, model_outcome.kind, result.ok, result.kind)
+        new_id, new_name = model_outcome.created_id, model_outcome.created_name
+        if difference is None and new_id is not None and new_name is not None:
+            if "ids" in self.driver.observes and result.created_id is not None and result.created_id != new_id:
+                difference = Difference("the new snapshot's id", new_id, result.created_id)
+            self.match.created(new_id, new_name, result.created_id, result.created_name)
+        if difference is not None:
+            raise Divergence(self.history, [difference], None)
+        driver_state = self.driver.observe()
+        differences = compare_states(state, driver_state, self.driver.observes, self.match)
+        if differences:
+            raise Divergence(self.history, differences, driver_state)
+        return step
