@@ -84,7 +84,7 @@ def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: froz
     if "current" in observes and model["current"] != translate(driver["current"]):
         diffs.append(Difference("current snapshot", _name(model_snaps, model["current"]),
                                 _name(driver_snaps, translate(driver["current"]))))
-    if "memory" in observes and not match.same_image(model.get("ram"), driver.get("ram")):
+    if "ram" in observes and not match.same_image(model.get("ram"), driver.get("ram")):
         diffs.append(Difference("memory image the RAM came from", model.get("ram"), driver.get("ram")))
     for sid in sorted(model_snaps.keys() & driver_snaps.keys(), key=lambda i: list(model_snaps).index(i)):
         ms, ds = model_snaps[sid], driver_snaps[sid]
@@ -100,7 +100,8 @@ def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: froz
         if "memory" in observes:
             if ms["memory"] != ds["memory"]:
                 diffs.append(Difference(f"{label}: has memory", ms["memory"], ds["memory"]))
-            elif ms["memory"] and not match.same_image(ms["memory_image"], ds["memory_image"]):
+        if "ram" in observes and ms["memory"] and ds["memory"]:
+            if not match.same_image(ms["memory_image"], ds["memory_image"]):
                 diffs.append(Difference(f"{label}: memory image", ms["memory_image"], ds["memory_image"]))
         if "description" in observes and ms["description"] != ds["description"]:
             diffs.append(Difference(f"{label}: description", ms["description"], ds["description"]))

@@ -23,7 +23,8 @@ OBSERVATIONS = frozenset({
     "current",  # the current snapshot
     "power",  # the VM's power state
     "state",  # the power state recorded in each snapshot
-    "memory",  # which snapshots own a memory image, and which image the live RAM came from
+    "memory",  # which snapshots own a memory image
+    "ram",  # which memory image each snapshot holds and which one the live RAM was loaded from
     "views",  # the blocks each snapshot and the current state read
     "description",
 })
@@ -62,7 +63,7 @@ class Driver(ABC):
     # operation tags it can perform (see snaptree.model.ops); others are never generated
     operations: ClassVar[frozenset[str]] = frozenset()
     # flags it can pass, per operation tag ("snapshot", "revert", "delete")
-    flags: ClassVar[dict[str, frozenset[str]]] = {}
+    flags: dict[str, frozenset[str]] = {}
     by_id: ClassVar[bool] = False  # revert and delete can address a snapshot by its id
     memory_choice: ClassVar[bool] = True  # create can ask for memory or a disk-only snapshot
     values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store

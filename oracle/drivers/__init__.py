@@ -10,6 +10,11 @@ from ..driver import Driver, DriverUnavailable
 # name -> "module:Class", relative to this package
 REGISTRY = {
     "model": ".model:ModelDriver",
+    "qemu-img": ".qemu_img:QemuImgDriver",
+    "qemu-hmp": ".qemu_live:QemuHmpDriver",
+    "qemu-qmp": ".qemu_live:QemuQmpDriver",
+    "qcow2-chain": ".qcow2_chain:Qcow2ChainDriver",
+    "libvirt": ".libvirt:LibvirtDriver",
 }
 
 
