@@ -102,7 +102,7 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
 
     cls = load(args.driver)
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
-    profile = _profile_list(args.profile)[0] if args.profile else cls.profiles[0]
+    profile = _profile_list(args.profile)[0] if args.profile else cls.default_profile(options)
     if profile not in cls.profiles:
         raise UsageError(f"driver '{cls.name}' follows {', '.join(cls.profiles)}, not '{profile}'")
     problem = cls.availability()

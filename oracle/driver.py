@@ -76,6 +76,11 @@ class Driver(ABC):
         self.options = options
 
     @classmethod
+    def default_profile(cls, options: dict[str, Any]) -> str:
+        """The profile to check when none is named (a driver may choose by its options, e.g. a URI)."""
+        return cls.profiles[0]
+
+    @classmethod
     def availability(cls) -> str | None:
         """None when the real component is here; otherwise why not and how to install it."""
         return None
