@@ -32,6 +32,7 @@ class Expect:
     error: str | None = None
     current: str | None = None
     power: str | None = None
+    ram: str | None = None  # the snapshot whose memory image the RAM was loaded from ("none": off)
     count: int | None = None
     snapshots: list[dict[str, str]] = field(default_factory=list)  # attributes to check
     absent: list[dict[str, str]] = field(default_factory=list)
@@ -122,7 +123,7 @@ def _operation(e: etree._Element) -> ops.Operation:
 def _expect(e: etree._Element, blocks: int) -> Expect:
     count = e.get("snapshots")
     expect = Expect(line=e.sourceline or 0, profiles=_profiles(e),
-                    error=e.get("error"), current=e.get("current"), power=e.get("power"),
+                    error=e.get("error"), current=e.get("current"), power=e.get("power"), ram=e.get("ram"),
                     count=None if count is None else _int(e, "snapshots"))
     for child in e:
         if not isinstance(child.tag, str):
@@ -276,6 +277,17 @@ def check(expect: Expect, outcome: Outcome, state: dict[str, Any]) -> list[str]:
             problems.append(f"expected current {expect.current}, current is {_label(current)}")
     if expect.power is not None and state["power"] != expect.power:
         problems.append(f"expected power {expect.power}, power is {state['power']}")
+    if expect.ram is not None:
+        if expect.ram == "none":
+            if state["ram"] is not None:
+                problems.append("expected no RAM (the VM off), but it has RAM")
+        else:
+            found, problem = _find(snapshots, {"id": expect.ram} if expect.ram in by_id else {"name": expect.ram})
+            if found is None:
+                problems.append(problem)
+            elif found["memory_image"] is None or state["ram"] != found["memory_image"]:
+                problems.append(f"expected the RAM to hold snapshot {_label(found)}'s memory image, "
+                                f"it holds {_image_owner(snapshots, state['ram'])}")
     if expect.count is not None and len(snapshots) != expect.count:
         problems.append(f"expected {expect.count} snapshots, there are {len(snapshots)}")
     for wanted in expect.snapshots:
@@ -319,6 +331,13 @@ def _find(snapshots: list[dict[str, Any]], wanted: dict[str, str]) -> tuple[dict
     if not matches:
         return None, f"expected snapshot {_describe(wanted)}, there is none"
     return matches[0], ""
+
+
+def _image_owner(snapshots: list[dict[str, Any]], image: str | None) -> str:
+    if image is None:
+        return "nothing (the VM is off)"
+    owners = [_label(s) for s in snapshots if s["memory_image"] == image]
+    return f"the image of {', '.join(owners)}" if owners else "an image no snapshot holds (a boot or later run)"
 
 
 def _field(snapshot: dict[str, Any], key: str, by_id: dict[str, dict[str, Any]]) -> str:
