@@ -17,8 +17,9 @@ The methods here are mechanics without rules: a profile checks its rules first (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError
 

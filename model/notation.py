@@ -35,7 +35,7 @@ def graph(m: Machine) -> nx.DiGraph:
     g.add_node(BASE, kind="base", label="base")
     number = 0
 
-    def add(node: Snapshot | None, parent: str) -> None:
+    def add(node: Snapshot | None, parent: object) -> None:
         nonlocal number
         number += 1
         if node is None:

@@ -98,7 +98,7 @@ def from_element(root: etree._Element) -> Scenario:
                 raise ScenarioError(f"line {element.sourceline}: <expect> must follow a step")
             scenario.steps[-1].expects.append(_expect(element, scenario.blocks))
         else:
-            scenario.steps.append(Step(_operation(element), element.sourceline or 0,
+            scenario.steps.append(Step(_operation(element), _line(element),
                                        profiles=_profiles(element)))
     return scenario
 
@@ -122,13 +122,13 @@ def _operation(e: etree._Element) -> ops.Operation:
 
 def _expect(e: etree._Element, blocks: int) -> Expect:
     count = e.get("snapshots")
-    expect = Expect(line=e.sourceline or 0, profiles=_profiles(e),
+    expect = Expect(line=_line(e), profiles=_profiles(e),
                     error=e.get("error"), current=e.get("current"), power=e.get("power"), ram=e.get("ram"),
                     count=None if count is None else _int(e, "snapshots"))
     for child in e:
         if not isinstance(child.tag, str):
             continue
-        attrs = {key: value for key, value in child.attrib.items()}
+        attrs = {str(key): str(value) for key, value in child.attrib.items()}
         if child.tag in ("snapshot", "absent"):
             if "name" not in attrs and "id" not in attrs:
                 raise ScenarioError(f"line {child.sourceline}: <{child.tag}> needs name or id")
@@ -147,6 +147,10 @@ def _expect(e: etree._Element, blocks: int) -> Expect:
         else:
             raise ScenarioError(f"line {child.sourceline}: unknown element <{child.tag}> in <expect>")
     return expect
+
+
+def _line(e: etree._Element) -> int:
+    return e.sourceline if isinstance(e.sourceline, int) else 0
 
 
 def _profiles(e: etree._Element) -> tuple[str, ...]:
@@ -418,6 +422,7 @@ def to_xml(scenario: Scenario, expects: list[etree._Element | None] | None = Non
         etree.SubElement(root, "description").text = scenario.description
     for index, step in enumerate(scenario.steps):
         root.append(op_element(step.op, step.profiles))
-        if expects is not None and expects[index] is not None:
-            root.append(expects[index])
+        expect = None if expects is None else expects[index]
+        if expect is not None:
+            root.append(expect)
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")

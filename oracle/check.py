@@ -124,7 +124,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
     )
     result = CheckResult(driver_class.name, profile, progress_listener.stats)
     try:
-        run_state_machine_as_test(factory, settings=config)
+        run_state_machine_as_test(factory, settings=config)  # type: ignore[arg-type]  # any factory will do
     except Divergence as divergence:
         result.divergence = divergence
     except Flaky as flaky:
@@ -213,7 +213,7 @@ def replay(driver: Driver, scenario: Scenario) -> tuple[Lockstep, Divergence | N
 def junit_xml(results: list[CheckResult]) -> str:
     failures = sum(1 for r in results if not r.conforms)
     total_time = sum(r.stats.seconds for r in results)
-    out = [f'<?xml version="1.0" encoding="UTF-8"?>',
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
            f'<testsuite name="snaptree check" tests="{len(results)}" failures="{failures}" errors="0" '
            f'time="{total_time:.3f}">']
     for r in results:

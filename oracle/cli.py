@@ -171,7 +171,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_drivers(args: argparse.Namespace) -> int:
     from .drivers import REGISTRY, load
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in REGISTRY:
         try:
             cls = load(name)

@@ -91,18 +91,16 @@ def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: froz
         label = f"snapshot {_label(ms)}"
         if "names" in observes and match.driver_name(ms["name"]) != ds["name"]:
             diffs.append(Difference(f"{label}: name", ms["name"], ds["name"]))
-        if "tree" in observes:
-            if ms["parent"] != translate(ds["parent"]):
-                diffs.append(Difference(f"{label}: parent", _name(model_snaps, ms["parent"]),
-                                        _name(driver_snaps, translate(ds["parent"]))))
+        if "tree" in observes and ms["parent"] != translate(ds["parent"]):
+            diffs.append(Difference(f"{label}: parent", _name(model_snaps, ms["parent"]),
+                                    _name(driver_snaps, translate(ds["parent"]))))
         if "state" in observes and ms["state"] != ds["state"]:
             diffs.append(Difference(f"{label}: recorded state", ms["state"], ds["state"]))
-        if "memory" in observes:
-            if ms["memory"] != ds["memory"]:
-                diffs.append(Difference(f"{label}: has memory", ms["memory"], ds["memory"]))
-        if "ram" in observes and ms["memory"] and ds["memory"]:
-            if not match.same_image(ms["memory_image"], ds["memory_image"]):
-                diffs.append(Difference(f"{label}: memory image", ms["memory_image"], ds["memory_image"]))
+        if "memory" in observes and ms["memory"] != ds["memory"]:
+            diffs.append(Difference(f"{label}: has memory", ms["memory"], ds["memory"]))
+        if ("ram" in observes and ms["memory"] and ds["memory"]
+                and not match.same_image(ms["memory_image"], ds["memory_image"])):
+            diffs.append(Difference(f"{label}: memory image", ms["memory_image"], ds["memory_image"]))
         if "description" in observes and ms["description"] != ds["description"]:
             diffs.append(Difference(f"{label}: description", ms["description"], ds["description"]))
         if "views" in observes:

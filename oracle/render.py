@@ -73,14 +73,15 @@ def compare_text(runs: list[Run], file: str) -> str:
     if scenario.description:
         out.append(f"  {scenario.description}")
     names = [run.profile for run in runs]
-    widths = [max(len(name), *(len(r.outcome.brief()) for r in run.steps)) for name, run in zip(names, runs)]
+    widths = [max(len(name), *(len(r.outcome.brief()) for r in run.steps)) for name, run in zip(names, runs, strict=True)]
     descriptions = [ops.describe(step.op) for step in scenario.steps]
     first = max([len("step"), *(len(d) + 5 for d in descriptions)])
     out.append("")
-    out.append(f"{'step':<{first}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(names, widths)))
+    out.append(f"{'step':<{first}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(names, widths, strict=True)))
     for i, description in enumerate(descriptions):
         cells = [run.steps[i].outcome.brief() for run in runs]
-        out.append(f"{i + 1:>3}. {description:<{first - 5}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)))
+        row = "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
+        out.append(f"{i + 1:>3}. {description:<{first - 5}}  {row}")
     for run in runs:
         final = run.steps[-1] if run.steps else None
         out.append("")

@@ -52,7 +52,7 @@ class DuplicateNotOverwritten(_Mutant):
 
 class _StuckCurrentMachine(Machine):
     def remove(self, node: Snapshot, children_last: bool = False) -> None:
-        was_current = self.current is node
+        was_current: bool = self.current is node  # type: ignore[has-type]
         super().remove(node, children_last)
         if was_current:
             self.current = None  # the pointer is dropped instead of moving to the parent

@@ -115,7 +115,7 @@ class Profile:
         flags = self.check_flags(op.flags, self.create_flags, "create")
         memory = self.memory_for(m, op, flags)
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
-        name = self.auto_name(m) if unnamed else op.name
+        name = self.auto_name(m) if unnamed or op.name is None else op.name
         self.check_name(m, name, memory, flags)
         replaced = None
         clash = self.find_named(m, name)

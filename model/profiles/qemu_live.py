@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from .. import ops
 from ..errors import ModelError
-from ..machine import Machine, Snapshot
+from ..machine import Machine
 from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, Profile
 
 DISK_NODE = "disk0"  # the qcow2 node's name in the driver's QEMU command line
@@ -61,7 +61,8 @@ class LiveQemu(Profile):
         target = m.get_id(op.id) if op.id is not None else self.find_named(m, op.ref or "")
         if target is None or target.memory is None:
             if target is None:
-                error = ModelError(NOT_FOUND, f"Snapshot '{op.ref if op.id is None else op.id}' does not exist in one or more devices")
+                name = op.ref if op.id is None else op.id
+                error = ModelError(NOT_FOUND, f"Snapshot '{name}' does not exist in one or more devices")
             else:
                 error = ModelError(DISK_ONLY, "This is a disk-only snapshot. Revert to it  offline using qemu-img")
             if m.power == "running":  # hmp_loadvm stops the VM before it looks [§5 loadvm]

@@ -71,7 +71,8 @@ class VBox(Profile):
         online_or_saved = m.power != "shutoff"
         if op.memory is False and online_or_saved:
             # an online snapshot always saves the state (unless a debugging extradata key is set)
-            raise ModelError(UNSUPPORTED, "VirtualBox saves the machine state with every snapshot of a running, paused or saved machine")
+            raise ModelError(UNSUPPORTED, "VirtualBox saves the machine state with every snapshot of a running, "
+                                          "paused or saved machine")
         return online_or_saved
 
     def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:

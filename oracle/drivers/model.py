@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from snaptree.model import Machine, ModelError, get_profile, observe, ops
-from snaptree.model import PROFILES
+from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
 
 from ..driver import OBSERVATIONS, Driver, Result
 
