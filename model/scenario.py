@@ -69,12 +69,20 @@ def safe_parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-def parse(data: bytes) -> Scenario:
+def parse_xml(data: bytes) -> etree._Element:
+    """The root element; a DOCTYPE is refused, since scenario files need no DTD or entities."""
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         raise ScenarioError(f"not well-formed XML: {error}") from None
-    return from_element(root)
+    doctype = root.getroottree().docinfo
+    if doctype.doctype or doctype.internalDTD is not None or doctype.externalDTD is not None:
+        raise ScenarioError("a DOCTYPE (DTD or entities) is not allowed in a scenario file")
+    return root
+
+
+def parse(data: bytes) -> Scenario:
+    return from_element(parse_xml(data))
 
 
 def from_element(root: etree._Element) -> Scenario:

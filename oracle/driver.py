@@ -64,7 +64,8 @@ class Driver(ABC):
     operations: ClassVar[frozenset[str]] = frozenset()
     # flags it can pass, per operation tag ("snapshot", "revert", "delete")
     flags: dict[str, frozenset[str]] = {}
-    by_id: ClassVar[bool] = False  # revert and delete can address a snapshot by its id
+    # revert and delete can address a snapshot by its id: True for both, or the operation tags
+    by_id: ClassVar[bool | frozenset[str]] = False
     memory_choice: ClassVar[bool] = True  # create can ask for memory or a disk-only snapshot
     values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store
 

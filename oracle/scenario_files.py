@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from snaptree.model.scenario import Scenario, ScenarioError, from_element, safe_parser
+from snaptree.model.scenario import Scenario, ScenarioError, from_element, parse_xml, safe_parser
 
 SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
 
@@ -40,10 +40,7 @@ def read(path: str) -> bytes:
 
 def parse(data: bytes) -> Scenario:
     """Parse and validate scenario XML (entities unresolved, no network)."""
-    try:
-        tree = etree.fromstring(data, safe_parser())
-    except etree.XMLSyntaxError as error:
-        raise ScenarioError(f"not well-formed XML: {error}") from None
+    tree = parse_xml(data)
     validator = schema()
     if not validator.validate(tree):
         first = validator.error_log[0]

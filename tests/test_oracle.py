@@ -35,7 +35,7 @@ def test_model_conforms_to_itself(profile: str, tmp_path: Path) -> None:
 def test_every_mutant_is_caught_and_shrunk(mutant: type[ModelDriver], tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     spec = f"tests.mutants:{mutant.__name__}"
-    code = main(["check", "--driver", spec, "--profile", mutant.profiles[0], "--database", "none",
+    code = main(["check", "--driver", spec, "--profile", mutant.profiles[0], "--database", "none", "--seed", "1",
                  "--out", str(tmp_path), "--format", "json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and not report["conforms"], f"{mutant.name} was not caught: {report}"

@@ -233,6 +233,11 @@ class Profile:
     def find_named(self, m: Machine, name: str) -> Snapshot | None:
         """The snapshot a name finds, in the profile's order."""
         candidates = m.named(name)
+        if self.name_limit is not None:
+            # A name cut inside a UTF-8 character is shown with U+FFFD (so over the limit once
+            # encoded), and that shown name finds nothing: QEMU compares bytes (7.2.22, seen;
+            # scenarios/real-qcow2-cut-name-lookup.xml)
+            candidates = [c for c in candidates if len(c.name.encode()) <= self.name_limit]
         if self.lookup == "table":
             return candidates[0] if candidates else None
         return m.first_in_preorder(candidates)

@@ -31,9 +31,12 @@ class QemuCallFailed(Exception):
     @property
     def message(self) -> str:
         """QEMU's own message, without the program's name prefix."""
-        text = self.stderr.strip().splitlines()[-1] if self.stderr.strip() else f"exit status {self.returncode}"
         prog = Path(self.argv[0]).name + ": "
-        return text[len(prog):] if text.startswith(prog) else text
+        lines = self.stderr.strip().splitlines()
+        # the first "prog: " line is the error; a usage error adds "Try 'prog --help'" after it
+        text = next((line for line in lines if line.startswith(prog)), lines[0] if lines else "")
+        text = text[len(prog):] if text.startswith(prog) else text
+        return text or f"exit status {self.returncode}"
 
 
 def missing(*programs: str) -> str | None:

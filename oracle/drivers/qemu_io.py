@@ -1,0 +1,71 @@
+"""Writing and reading blocks of one image with a single qemu-io process.
+
+Reading without a temporary raw copy: for every block and every value the driver can store,
+``read -q -P BYTE`` checks the whole 64 KiB block against that byte.  qemu-io prints
+"Pattern verification failed" for a mismatch and nothing for a match, so each check is
+followed by ``length`` (which always prints one line) to tell the checks apart.  A block
+whose every check fails is neither empty nor one of the values: it reads as '?', as in
+``qemu_common.decode_blocks``.  The same process can first do the writes, so a write step
+and the read of the state it leaves cost one process start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from .qemu_common import BLOCK_SIZE, CALL_TIMEOUT, QemuCallFailed, pattern, qemu_io_writes
+
+FAILED = "Pattern verification failed"
+
+
+def read_words(blocks: int, values: Sequence[str]) -> list[str]:
+    words = []
+    for block in range(blocks):
+        for value in values:
+            words += ["-c", f"read -q -P {pattern(value)} {block * BLOCK_SIZE} {BLOCK_SIZE}", "-c", "length"]
+    return words
+
+
+def parse_reads(stdout: str, blocks: int, values: Sequence[str]) -> dict[str, str]:
+    """The view from the output of ``read_words``' commands (only that output)."""
+    chunks: list[bool] = []  # per check: did it fail?
+    failed = False
+    for line in stdout.splitlines():
+        if line.startswith(FAILED):
+            failed = True
+        elif line.strip():  # the `length` line closes one check
+            chunks.append(failed)
+            failed = False
+    if len(chunks) != blocks * len(values):
+        raise ValueError(f"qemu-io printed {len(chunks)} checks, expected {blocks * len(values)}:\n{stdout}")
+    view = {}
+    for block in range(blocks):
+        matches = [v for i, v in enumerate(values) if not chunks[block * len(values) + i]]
+        value = matches[0] if matches else "?"
+        if value != "":
+            view[str(block)] = value
+    return view
+
+
+def write_and_read(image: Path, writes: Sequence[tuple[int, str]], blocks: int, values: Sequence[str],
+                   timeout: float = CALL_TIMEOUT) -> dict[str, str]:
+    """Apply the writes (if any), then read every block: one qemu-io process.  A failing
+    write raises QemuCallFailed with qemu-io's message."""
+    quiet_writes = [w if w == "-c" else w.replace("write ", "write -q ", 1) for w in qemu_io_writes(writes)]
+    # -t unsafe: no fsync; a scratch image need not survive a crash of the machine
+    argv = ["qemu-io", "-f", "qcow2", "-t", "unsafe"] + ([] if writes else ["-r"])
+    argv += quiet_writes + read_words(blocks, values) + [str(image)]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise QemuCallFailed(argv, -1, f"timed out after {timeout:.0f} s") from None
+    out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    # qemu-io exits 1 whenever one check fails, which is the normal case here; a real error
+    # (cannot open, write failed) goes to stderr or says "failed" in a non-pattern line
+    trouble = [line for line in (err + out).splitlines()
+               if line.strip() and not line.startswith(FAILED) and ("failed" in line or line in err)]
+    if trouble:
+        raise QemuCallFailed(argv, done.returncode, "\n".join(trouble))
+    return parse_reads(out, blocks, values)
