@@ -17,6 +17,7 @@ The methods here are mechanics without rules: a profile checks its rules first (
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,7 @@ class Machine:
         self.serial = 0  # snapshots ever created
         self.images = 0  # memory images ever made
         self.id_counter = 0  # for profiles whose ids are never reused
+        self.extra: dict[str, Any] = {}  # what a profile keeps beyond the tree (libvirt-qemu's qcow2 table)
 
     # -- the entry point -------------------------------------------------------------------
 
@@ -257,9 +259,22 @@ class Machine:
         return (
             nodes, tuple(r.id for r in self.roots), self.current.id if self.current else None,
             tuple(sorted(self.overlay.items())), self.power, self.ram, self.ram_ran, self.clock,
-            self.serial, self.images, self.id_counter,
+            self.serial, self.images, self.id_counter, _frozen(self.extra),
         )
 
+
+
+def _frozen(value: Any) -> Any:
+    """A comparable, order-independent copy of plain data (dicts, sets, lists, dataclasses)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, _frozen(dataclasses.asdict(value)))
+    if isinstance(value, dict):
+        return tuple(sorted((repr(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(repr(_frozen(v)) for v in value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _copy_missing(older: dict[int, str], newer: dict[int, str]) -> None:

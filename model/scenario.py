@@ -75,8 +75,8 @@ def parse_xml(data: bytes) -> etree._Element:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         raise ScenarioError(f"not well-formed XML: {error}") from None
-    doctype = root.getroottree().docinfo
-    if doctype.doctype or doctype.internalDTD is not None or doctype.externalDTD is not None:
+    info: Any = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise ScenarioError("a DOCTYPE (DTD or entities) is not allowed in a scenario file")
     return root
 

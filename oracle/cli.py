@@ -10,10 +10,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from snaptree.model import PROFILES, notation
+from snaptree.model import PROFILES, Machine, notation, observe
 from snaptree.model.scenario import Run, ScenarioError, run
 
-from . import render, scenario_files
+from . import libvirt_xml, render, scenario_files
 from .driver import Driver, DriverUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -70,20 +70,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def _machine_at(args: argparse.Namespace) -> Machine:
+    """The model after the first --step steps of the scenario (default: all of them)."""
     scenario = scenario_files.load(args.file)
-    profile = _profile_list(args.profile)[0] if args.profile else None
-    result = run(scenario, profile)
     count = len(scenario.steps)
     step = count if args.step is None else args.step
     if not 0 <= step <= count:
         raise UsageError(f"--step {step} is out of range: the scenario has {count} steps")
-    # replay the first `step` steps only, so the machine is the tree at that step
-    partial = type(scenario)(scenario.profile, scenario.blocks, scenario.title, scenario.description,
-                             scenario.steps[:step])
-    machine = run(partial, result.profile).machine
+    scenario.steps = scenario.steps[:step]
+    return run(scenario, _profile_list(args.profile)[0] if args.profile else None).machine
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    machine = _machine_at(args)
     if args.format == "text":
         print(notation.text(machine))
+    elif args.format == "virsh":
+        print(libvirt_xml.virsh_tree(observe(machine, views=False)), end="")
     elif args.format == "dot":
         print(notation.dot(machine), end="")
     else:
@@ -194,6 +197,18 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dumpxml(args: argparse.Namespace) -> int:
+    machine = _machine_at(args)
+    state = observe(machine, views=False)
+    matches = [s for s in state["snapshots"] if args.name in (s["name"], s["id"])]
+    if not matches:
+        when = "at the end" if args.step is None else f"after step {args.step}"
+        raise UsageError(f"no snapshot named '{args.name}' {when} "
+                         f"(there are: {', '.join(s['name'] for s in state['snapshots']) or 'none'})")
+    print(libvirt_xml.snapshot_xml(matches[0], state), end="")
+    return EXIT_OK
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([{"name": p.name, "system": p.system, "summary": p.summary, "tree": p.tree}
@@ -223,6 +238,7 @@ Then each profile's final tree in the seed's notation and what every snapshot re
   snaptree show scenarios/seed-delete-leaf.xml --step 6
   snaptree show my.xml --format dot | dot -Tpng > tree.png
   snaptree show my.xml --format svg > tree.svg   (needs Graphviz)
+  snaptree show my.xml --format virsh            as `virsh snapshot-list --tree` prints it
 
 notation: base <--1-- A <--2-- B <--3-- current
                       + <--4-- D
@@ -246,6 +262,11 @@ exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 setup erro
   snaptree replay scenarios/seed-delete-leaf.xml --driver model --profile esx
 
 exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 bad input""",
+    "dumpxml": """examples:
+  snaptree dumpxml scenarios/seed-delete-leaf.xml B
+  snaptree dumpxml my.xml C --step 5 --profile libvirt-qemu
+
+Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled snapshot.""",
     "drivers": """example:
   snaptree drivers          each driver, whether its real component is installed, what it observes""",
 }
@@ -282,7 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--step", type=int, help="after this many steps (default: all)")
     p.add_argument("--profile", help="under this profile instead of the file's own")
-    p.add_argument("--format", choices=["text", "dot", "svg"], default="text")
+    p.add_argument("--format", choices=["text", "dot", "svg", "virsh"], default="text",
+                   help="virsh: as `virsh snapshot-list --tree` prints it")
+
+    p = command("dumpxml", "print a modelled snapshot as libvirt <domainsnapshot> XML", cmd_dumpxml)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("name", metavar="NAME", help="the snapshot's name (or id)")
+    p.add_argument("--step", type=int, help="after this many steps (default: all)")
+    p.add_argument("--profile", help="under this profile instead of the file's own")
 
     p = command("check", "check a driver against a profile over random histories", cmd_check)
     p.add_argument("--driver", required=True, help="a driver name (see `snaptree drivers`) or module:Class")

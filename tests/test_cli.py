@@ -338,3 +338,26 @@ def test_top_level_help_points_to_compare(capsys: pytest.CaptureFixture[str]) ->
     assert "snaptree compare" in out
     for command in ("run", "compare", "show", "profiles"):
         assert command in out
+
+
+def test_dumpxml_is_libvirt_snapshot_xml(capsys: pytest.CaptureFixture[str]) -> None:
+    """`snaptree dumpxml` prints XML that libvirt 9.0's own schema accepts (package libvirt0)."""
+    from lxml import etree
+
+    schema_path = Path("/usr/share/libvirt/schemas/domainsnapshot.rng")
+    assert schema_path.exists(), "libvirt's schemas are missing: apt-get install libvirt0 (bash .ci/setup --real)"
+    schema = etree.RelaxNG(etree.parse(str(schema_path)))
+    for name in ("A", "C", "D"):
+        assert cli.main(["dumpxml", "seed-delete-b-two-children.xml", name, "--profile", "libvirt-test"]) == 0
+        xml = etree.fromstring(capsys.readouterr().out.encode())
+        assert schema.validate(xml), schema.error_log
+        assert xml.findtext("name") == name
+    assert cli.main(["dumpxml", "seed-delete-b-two-children.xml", "C", "--profile", "libvirt-test"]) == 0
+    assert etree.fromstring(capsys.readouterr().out.encode()).findtext("parent/name") == "A"
+    assert cli.main(["dumpxml", "seed-delete-b-two-children.xml", "nope"]) == 2
+
+
+def test_show_virsh_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["show", "seed-delete-b-two-children.xml", "--format", "virsh", "--profile", "libvirt-test",
+                 "--step", "11"]) == 0
+    assert capsys.readouterr().out.splitlines()[:6] == ["A", "  |", "  +- B", "      |", "      +- C", "      +- D"]

@@ -40,6 +40,7 @@ class Profile:
     exclusive: ClassVar[tuple[frozenset[str], ...]] = ()  # flag pairs that cannot be combined
     revert_to_current: ClassVar[bool] = False  # a revert without a name targets the current snapshot
     empty_name_is_unnamed: ClassVar[bool] = False  # an empty name is treated as no name
+    lookup_before_flags: ClassVar[bool] = False  # a missing snapshot is reported before bad flags
     # Side effects a failed operation of this profile may have (the real system's behaviour).
     failure_side_effects: ClassVar[frozenset[str]] = frozenset()
 
@@ -182,8 +183,7 @@ class Profile:
     # -- revert ----------------------------------------------------------------------------
 
     def revert(self, m: Machine, op: ops.Revert) -> None:
-        flags = self.check_flags(op.flags, self.revert_flags, "revert")
-        target = self.resolve(m, op, "revert")
+        target, flags = self.target_and_flags(m, op, "revert", self.revert_flags)
         power, image = self.revert_outcome(m, target, flags)
         m.restore(target)
         m.load_memory(image, power)
@@ -196,8 +196,7 @@ class Profile:
     # -- delete ----------------------------------------------------------------------------
 
     def delete(self, m: Machine, op: ops.Delete) -> None:
-        flags = self.check_flags(op.flags, self.delete_flags, "delete")
-        target = self.resolve(m, op, "delete")
+        target, flags = self.target_and_flags(m, op, "delete", self.delete_flags)
         self.check_delete(m, target, flags)
         self.remove(m, target, flags)
 
@@ -219,6 +218,15 @@ class Profile:
         raise self.unsupported("'delete every snapshot' operation")
 
     # -- shared helpers --------------------------------------------------------------------
+
+    def target_and_flags(self, m: Machine, op: ops.Revert | ops.Delete, purpose: str,
+                         allowed: frozenset[str]) -> tuple[Snapshot, frozenset[str]]:
+        """The snapshot an operation names and its checked flags, checked in the system's order."""
+        if self.lookup_before_flags:
+            target = self.resolve(m, op, purpose)
+            return target, self.check_flags(op.flags, allowed, purpose)
+        flags = self.check_flags(op.flags, allowed, purpose)
+        return self.resolve(m, op, purpose), flags
 
     def check_flags(self, given: tuple[str, ...], allowed: frozenset[str], operation: str) -> frozenset[str]:
         for flag in given:
