@@ -9,11 +9,15 @@ from typing import ClassVar
 
 from .. import ops
 from ..errors import ModelError
-from ..machine import Machine
+from ..machine import Machine, Snapshot
 from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, Profile
 
 DISK_NODE = "disk0"  # the qcow2 node's name in the driver's QEMU command line
 FAILED_LOAD = "a failed load leaves a running VM stopped in restore-vm"
+LOAD_MOVED_DISK = "a load that fails on an empty VM state has already taken the disk back"
+# Machine.extra keys: the memory image left in the running disk's VM-state area, and the one
+# each disk-only snapshot's VM-state area holds (by snapshot id)
+VMSTATE, HIDDEN_VMSTATE = "qemu-vmstate", "qemu-hidden-vmstate"
 
 
 class LiveQemu(Profile):
@@ -28,7 +32,14 @@ class LiveQemu(Profile):
     ids = "reuse"
     lookup = "table"  # name only, first match [§5 loadvm]
     name_limit = 255  # QEMUSnapshotInfo.name is char[256] (pstrcpy) [§4 Names]
-    failure_side_effects = frozenset({FAILED_LOAD})
+    failure_side_effects = frozenset({FAILED_LOAD, LOAD_MOVED_DISK})
+
+    def require_name(self, op: ops.Revert | ops.Delete) -> None:
+        # HMP "loadvm: string expected", QMP "Parameter 'tag' is missing", before anything
+        # happens: the VM keeps running (seen on QEMU 7.2.22); there is no current snapshot
+        if op.ref is None and op.id is None:
+            raise ModelError(INVALID_ARGUMENT, "a snapshot name is required (HMP: string expected; QMP: "
+                                               "Parameter 'tag' is missing)")
 
     def bad_power(self, operation: str, power: str) -> ModelError:
         if power == "shutoff":
@@ -41,6 +52,8 @@ class LiveQemu(Profile):
 
     def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         self.require_qemu(m, "snapshot")
+        if op.memory is False and op.name is None:  # blockdev-snapshot-internal-sync needs one (seen on 7.2.22)
+            raise ModelError(INVALID_ARGUMENT, "Parameter 'name' is missing")
         return op.memory is not False
 
     def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
@@ -58,6 +71,7 @@ class LiveQemu(Profile):
     def revert(self, m: Machine, op: ops.Revert) -> None:
         self.require_qemu(m, "load a snapshot")
         self.check_flags(op.flags, self.revert_flags, "revert")
+        self.require_name(op)
         target = m.get_id(op.id) if op.id is not None else self.find_named(m, op.ref or "")
         if target is None or target.memory is None:
             if target is None:
@@ -69,13 +83,41 @@ class LiveQemu(Profile):
                 m.power = "paused"
                 error.side_effect = FAILED_LOAD
             raise error
-        # the run state after a load is the run state before it; RAM is restored [§5 loadvm]
+        if op.id is None:
+            # Seen on QEMU 7.2.22 (HMP and QMP): only the checks above look the name up; the load
+            # itself goes to the snapshot whose *id* is that name, if any (qcow2_snapshot_goto's
+            # find_snapshot_by_id_or_name), disk and RAM; a disk-only one then loads the VM state
+            # its disk holds (see after_create), and without one fails with the disk gone back.
+            target = m.get_id(op.ref or "") or target
+        image = target.memory or m.extra.get(HIDDEN_VMSTATE, {}).get(target.id)
         m.restore(target)
-        m.load_memory(target.memory, m.power)
+        m.extra[VMSTATE] = image
+        if image is None:
+            error = ModelError(DISK_ONLY, "Error -22 while loading VM state", side_effect=LOAD_MOVED_DISK)
+            if m.power == "running":
+                m.power = "paused"
+            raise error
+        # the run state after a load is the run state before it; RAM is restored [§5 loadvm]
+        m.load_memory(image, m.power)
+
+    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
+        # Seen on QEMU 7.2.22: the VM state lives in the qcow2 disk's VM-state area, which a
+        # load brings back with the disk and savevm discards once its snapshot holds it; so a
+        # disk-only snapshot taken after a load (and no savevm since) holds that load's VM
+        # state, hidden (VM SIZE 0), and loading it by id brings that RAM back
+        hidden = m.extra.setdefault(HIDDEN_VMSTATE, {})
+        for gone in [sid for sid in hidden if sid not in m.snapshots]:  # before a reused id inherits it
+            del hidden[gone]
+        if snap.memory is None:
+            if m.extra.get(VMSTATE) is not None:
+                hidden[snap.id] = m.extra[VMSTATE]
+        else:
+            m.extra[VMSTATE] = None
 
     def delete(self, m: Machine, op: ops.Delete) -> None:
         self.require_qemu(m, "delete a snapshot")
         flags = self.check_flags(op.flags, self.delete_flags, "delete")
+        self.require_name(op)
         target = m.get_id(op.id) if op.id is not None else self.find_named(m, op.ref or "")
         if target is not None:  # deleting a missing name is a silent success [§5 delvm]
             self.remove(m, target, flags)

@@ -1,0 +1,561 @@
+"""A live QEMU's internal snapshots, driven over QMP [semantics.md §5], checked on QEMU 7.2.22.
+
+One ``qemu-system-x86_64`` per example (TCG, 64 MiB, no network, no display) holds the model's
+disk as the qcow2 ``-blockdev`` node ``disk0``; the client is ``qemu.qmp`` on a unix socket in
+the example's directory.  ``qemu-hmp`` saves, loads and deletes with HMP ``savevm``/``loadvm``/
+``delvm`` (through ``human-monitor-command``; HMP errors come back as text), ``qemu-qmp`` with
+the ``snapshot-save``/``-load``/``-delete`` jobs; a disk-only snapshot is
+``blockdev-snapshot-internal-sync`` in both.  Guest writes go through HMP ``qemu-io`` while
+QEMU runs and through a ``qemu-io`` process while it is off.  Power: start launches QEMU (a
+second launch on a running VM is refused by the image lock), pause/resume are ``stop``/
+``cont``, shutdown is ``quit``; with no QEMU, pause, resume and snapshot commands have no
+monitor to go to and are refused without starting anything.
+
+Observed: the snapshot table (ids, names, ``vm-state-size`` > 0 as "memory") from
+``query-block`` (``qemu-img info`` while off); views with ``qemu-img convert -U -l
+snapshot.id=ID`` after an HMP ``qemu-io flush`` (QEMU keeps qcow2 metadata in a write-back
+cache); power from ``query-status`` (``restore-vm``, where a failed load leaves a running VM,
+is stopped like ``paused``).
+
+Memory is checked for real.  The guest is a boot sector on a second, read-only raw disk (a
+read-only disk takes no part in snapshots; a writable raw one would make savevm fail) that
+increments the 32-bit counter at 0x500 forever, so RAM content is the counter's value:
+
+- a memory image's token is the counter in it: saving a running VM is bracketed by
+  ``stop``/``cont`` and the counter is read between them.  savevm stops and restarts a
+  running VM itself, before and after, success or not, so the bracket changes nothing QEMU
+  would do; a snapshot of a paused VM is read without one.
+- the live RAM's token (``ram``) is the image it came from: a fresh token per boot, the
+  saved image after a save, the loaded one after a successful load, measured: a load of a
+  paused VM leaves the counter exactly at the image's value.  A load of a running VM is sent
+  as it is (no ``stop`` first: QEMU itself must be what leaves a failed load paused and a
+  good one running); after a good one the counter is read once while running, then the
+  driver stops, loads the same name again, reads the exact value and continues.  The first
+  load cannot have restored that image if the counter right after it is below the image's
+  value (it kept counting on from an older RAM): then ``ram`` becomes a token nothing else
+  has.  Finer checks of the running load are timing guesses (QEMU lets the guest run 1-50 ms
+  between its vm_start and the next monitor command), so the exact value comes from the
+  paused load, which runs the same load_snapshot().
+
+Lifetime: one QEMU per example, quit at teardown (SIGKILL to its session if it lingers); the
+boot disk is made once per driver.  QEMU runs in a session of its own with PR_SET_PDEATHSIG,
+an atexit hook kills whatever is left, and ``scratch`` turns SIGTERM into SystemExit and
+removes the directories, so Ctrl-C and SIGTERM leave no process and no file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from snaptree.model import ops
+from snaptree.model.profiles.qemu_live import DISK_NODE
+
+from ..driver import Driver, DriverUnavailable, Result
+from . import scratch
+from .qemu_common import QemuCallFailed, Workspace, call, create_image, missing, qemu_io_writes, read_view, snapshot_table
+
+try:
+    from qemu.qmp import ExecuteError
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+except ImportError:  # availability() says how to install it
+    QEMUMonitorProtocol = None  # type: ignore[assignment,misc]
+    ExecuteError = RuntimeError  # type: ignore[assignment,misc]
+
+# xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5 Observing memory]
+BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
+BOOT_DISK_SIZE = 1 << 20  # SeaBIOS cannot read a 512-byte disk (0 cylinders); 1 MiB boots
+COUNTER = 0x500
+WRAP = 1 << 32
+QMP_TIMEOUT = 30.0  # seconds for any one monitor command
+START_TIMEOUT = 30.0  # launch, connect and boot
+QUIT_TIMEOUT = 5.0  # then SIGKILL
+STOPPED = {"paused": "paused", "restore-vm": "paused"}  # QEMU run states the model calls paused
+
+# QEMU 7.2.22's messages -> the model's error kinds
+ERROR_KINDS = (
+    ("does not exist", "not-found"),  # "Snapshot 'x' does not exist in one or more devices"
+    ("already exists", "duplicate-name"),  # snapshot-save; blockdev-snapshot-internal-sync
+    ("disk-only snapshot", "disk-only"),  # "This is a disk-only snapshot. Revert to it  offline ..."
+    ("while loading VM state", "disk-only"),  # the load went by id to a disk-only snapshot
+    ("is missing", "invalid-argument"),  # "Parameter 'tag' is missing", "Parameter 'name' is missing"
+    ("string expected", "invalid-argument"),  # HMP loadvm/delvm without a name
+    ("Name is empty", "invalid-argument"),  # blockdev-snapshot-internal-sync ""
+    ('"write" lock', "invalid-state"),  # a second QEMU on the image: 'Failed to get "write" lock'
+    ("write failed", "invalid-argument"),  # qemu-io outside the disk
+)
+
+
+def error_kind(message: str) -> str:
+    for text, kind in ERROR_KINDS:
+        if text in message:
+            return kind
+    return "unexpected"  # reported by the checker as a divergence, with the message
+
+
+def failure(message: str) -> Result:
+    """QEMU's error: HMP's "Error: ..." line where there is one (after "Not a migration stream"),
+    else the first line ("loadvm: string expected", then a "Try help" line)."""
+    lines = [line for line in message.strip().splitlines() if line.strip()] or ["(no message)"]
+    message = next((line for line in lines if line.startswith("Error: ")), lines[0]).removeprefix("Error: ")
+    return Result.error(error_kind(message), message)
+
+
+def hmp_quote(name: str) -> str:
+    """An HMP string argument: double quotes, with backslash escapes for \\ and " (the HMP
+    parser's get_str); spaces, ';', ' and unicode need nothing more."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tag(name: str | None) -> dict[str, str]:
+    """A job's tag argument: left out when there is no name (QEMU then says it is missing)."""
+    return {} if name is None else {"tag": name}
+
+
+def token(counter: int) -> str:
+    return f"{counter:#010x}"
+
+
+def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """A table entry's identity: ids are reused, but not at the same creation time."""
+    return entry["id"], entry["name"], entry["date-sec"], entry["date-nsec"]
+
+
+# -- one QEMU process ---------------------------------------------------------------------------
+
+_processes: set[subprocess.Popen[bytes]] = set()  # killed at exit, whatever happened
+
+
+def _kill_all() -> None:
+    for process in list(_processes):
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(QUIT_TIMEOUT)
+    _processes.discard(process)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the parent dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+atexit.register(_kill_all)
+
+
+class QemuStartFailed(Exception):
+    pass
+
+
+class Qemu:
+    """One qemu-system-x86_64 process, its QMP connection, and the guest's counter."""
+
+    def __init__(self, space: Workspace, image: Path, boot_disk: Path, tag: str):
+        # A unix socket's path has at most 107 bytes, and TMPDIR may be deep: QEMU binds the
+        # socket relative to its working directory, we reach it through a descriptor of that.
+        self.folder = os.open(space.path, os.O_RDONLY | os.O_DIRECTORY)
+        socket = f"qmp-{tag}.sock"
+        self.space, self.tag, self.image = space, tag, image
+        self.log = space.file(f"qemu-{tag}.log")
+        argv = [
+            "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config",
+            "-display", "none", "-nographic", "-qmp", f"unix:{socket},server=on,wait=off",
+            "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
+            "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
+            "-device", "virtio-blk-pci,drive=boot,bootindex=0",
+            "-blockdev", f"driver=file,filename={image},node-name={DISK_NODE}-file",
+            "-blockdev", f"driver=qcow2,file={DISK_NODE}-file,node-name={DISK_NODE}",
+            "-device", f"virtio-blk-pci,drive={DISK_NODE},share-rw=on",
+        ] + self.extra_argv()
+        with open(self.log, "wb") as log:
+            # a session of its own: a terminal's Ctrl-C reaches snaptree, which ends QEMU itself
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=space.path,
+                                            start_new_session=True, preexec_fn=_die_with_parent)
+        _processes.add(self.process)
+        self.qmp: Any = None
+        try:
+            self._connect(space.file(socket), self.reach(socket), time.monotonic() + START_TIMEOUT)
+        except BaseException:
+            self.kill()
+            raise
+
+    def extra_argv(self) -> list[str]:
+        return []
+
+    def reach(self, name: str, pid: str = "self") -> str:
+        """A short path to a file in the example's directory (for ``pid``'s eyes)."""
+        return f"/proc/{pid}/fd/{self.folder}/{name}"
+
+    def _connect(self, socket: Path, address: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise QemuStartFailed(self.log.read_text(errors="replace").strip() or "QEMU exited")
+            if socket.exists():
+                qmp = QEMUMonitorProtocol(address)
+                try:
+                    qmp.connect()
+                except Exception:  # QEMU listens before it opens the disks, and may still fail
+                    with contextlib.suppress(Exception):
+                        qmp.close()
+                    time.sleep(0.005)
+                    continue
+                qmp.settimeout(QMP_TIMEOUT)
+                self.qmp = qmp
+                return
+            time.sleep(0.002)
+        raise QemuStartFailed(f"QEMU did not answer on {socket} within {START_TIMEOUT:.0f} s")
+
+    def cmd(self, command: str, **args: Any) -> Any:
+        return self.qmp.cmd(command, **args)
+
+    def hmp(self, line: str) -> str:
+        output: str = self.cmd("human-monitor-command", **{"command-line": line})
+        return output
+
+    def counter(self) -> int:
+        return int(self.hmp(f"xp /1wx {COUNTER:#x}").split()[-1], 16)  # "0000000000000500: 0x0033e9dc"
+
+    def status(self) -> str:
+        status: str = self.cmd("query-status")["status"]
+        return status
+
+    def wait_for_boot(self) -> None:
+        """Until the guest's loop runs (SeaBIOS takes ~50 ms): memory tokens need a moving counter."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.counter() == 0:
+            if time.monotonic() > deadline:
+                raise QemuStartFailed("the guest did not boot")
+            time.sleep(0.005)
+
+    def table(self) -> list[dict[str, Any]]:
+        for device in self.cmd("query-block"):
+            inserted = device.get("inserted", {})
+            if inserted.get("node-name") == DISK_NODE:
+                return list(inserted["image"].get("snapshots", []))
+        raise RuntimeError(f"QEMU lost the node {DISK_NODE}")
+
+    def job(self, command: str, job_id: str, **args: Any) -> str | None:
+        """Run a snapshot job to its end; its error, or None."""
+        self.cmd(command, **{"job-id": job_id}, **args)
+        deadline = time.monotonic() + QMP_TIMEOUT
+        while True:
+            job = next(j for j in self.cmd("query-jobs") if j["id"] == job_id)
+            if job["status"] == "concluded":
+                self.cmd("job-dismiss", id=job_id)
+                return job.get("error")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{command} job {job_id} still {job['status']} after {QMP_TIMEOUT:.0f} s")
+            time.sleep(0.001)
+
+    def quit(self) -> None:
+        """Quit QEMU (the image closes cleanly); kill it if it does not go."""
+        try:
+            with contextlib.suppress(Exception):
+                self.cmd("quit")
+            self.process.wait(QUIT_TIMEOUT)
+            _processes.discard(self.process)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.qmp is not None:
+            with contextlib.suppress(BaseException):
+                self.qmp.close()
+            self.qmp = None
+        _kill(self.process)
+        if self.folder >= 0:
+            os.close(self.folder)
+            self.folder = -1
+
+
+# -- the drivers ------------------------------------------------------------------------------------
+
+class LiveQemuDriver(Driver):
+    description = "a live qemu-system-x86_64 (TCG) over QMP"
+    observes = frozenset({"names", "ids", "power", "memory", "ram", "views"})
+    operations = frozenset({"write", "start", "pause", "resume", "shutdown", "snapshot", "revert", "delete"})
+    by_id = False  # loadvm, delvm and the jobs take a name only [§5]
+    qemu_class = Qemu
+
+    def __init__(self, profile: str | None = None, **options: Any):
+        super().__init__(profile, **options)
+        self.flags: dict[str, frozenset[str]] = {}
+        self.boot_space: Workspace | None = None  # the boot disk, shared by every example
+        self.space: Workspace | None = None
+        self.qemu: Qemu | None = None
+        self.blocks = 0
+        self.tokens: dict[tuple[Any, ...], str] = {}  # table entry -> its memory image's token
+        self.ram: str | None = None
+        self.launches = 0
+        self.aliases: dict[str, str] = {}  # a scenario's multi-character block value -> its byte
+
+    @classmethod
+    def availability(cls) -> str | None:
+        problem = missing("qemu-system-x86_64", "qemu-img", "qemu-io")
+        if problem is None and QEMUMonitorProtocol is None:
+            problem = "the QMP client is missing: install with `pip install qemu.qmp` (snaptree's `real` extra)"
+        return problem
+
+    # -- life of an example -------------------------------------------------------------------
+
+    def setup(self, blocks: int) -> None:
+        problem = self.availability()
+        if problem:
+            raise DriverUnavailable(problem)
+        self.teardown()  # whatever an interrupted example left
+        if self.boot_space is None:
+            self.boot_space = scratch.workspace(f"{self.name}-boot")
+            sector = BOOT_SECTOR.ljust(510, b"\0") + b"\x55\xaa"
+            self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
+        self.space = scratch.workspace(self.name)
+        self.blocks, self.tokens, self.ram, self.aliases = blocks, {}, None, {}
+        create_image(self.image, blocks)
+
+    def teardown(self) -> None:
+        try:
+            if self.qemu is not None:
+                self.qemu.quit()
+        finally:
+            self.qemu = None
+            scratch.release(self.space)
+            self.space = None
+
+    def close(self) -> None:
+        try:
+            self.teardown()
+        finally:
+            scratch.release(self.boot_space)
+            self.boot_space = None
+
+    @property
+    def image(self) -> Path:
+        assert self.space is not None
+        return self.space.file("disk.qcow2")
+
+    def launch(self) -> Qemu:
+        assert self.space is not None and self.boot_space is not None
+        self.launches += 1
+        return self.qemu_class(self.space, self.image, self.boot_space.file("boot.raw"), str(self.launches))
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def apply(self, op: ops.Operation) -> Result:
+        try:
+            return self._apply(op)
+        except ExecuteError as error:
+            return failure(str(error))
+        except QemuCallFailed as error:
+            return failure(error.message)
+
+    def _apply(self, op: ops.Operation) -> Result:
+        if isinstance(op, ops.Write):
+            return self.write(op.block, op.value)
+        if isinstance(op, ops.Start):
+            return self.start()
+        if self.qemu is None:  # nothing to send the command to
+            return Result.error("invalid-state", f"cannot {op.tag}: no QEMU process is running")
+        if isinstance(op, ops.Pause):
+            self.qemu.cmd("stop")
+        elif isinstance(op, ops.Resume):
+            self.qemu.cmd("cont")
+        elif isinstance(op, ops.Shutdown):
+            self.qemu.quit()
+            self.qemu, self.ram = None, None
+        elif isinstance(op, ops.CreateSnapshot):
+            return self.snapshot(op)
+        elif isinstance(op, (ops.Revert, ops.Delete)):
+            if op.id is not None:
+                return Result.error("unsupported", "QEMU loads and deletes snapshots by name only")
+            return self.revert(op.ref) if isinstance(op, ops.Revert) else self.checked(self.delete(op.ref))
+        else:
+            return Result.error("unsupported", f"no '{op.tag}' operation on a live QEMU")
+        return Result(True)
+
+    @staticmethod
+    def checked(error: str | None) -> Result:
+        return Result(True) if error is None else failure(error)
+
+    def byte_value(self, value: str) -> str:
+        """A block is filled with one byte: scenarios' longer values ("unsaved") get one each."""
+        if value == "" or (len(value) == 1 and 0 < ord(value) < 256):
+            return value
+        return self.aliases.setdefault(value, chr(0xFF - len(self.aliases)))
+
+    def write(self, block: int, value: str) -> Result:
+        words = qemu_io_writes([(block, self.byte_value(value))])
+        if self.qemu is None:
+            out = call(["qemu-io", "-f", "qcow2", *words, str(self.image)])
+            return Result(True) if out.startswith("wrote ") else failure(out)
+        # HMP qemu-io prints its report on QEMU's stdout, not to the monitor, which only
+        # answers with an error for an unknown device; the views show what was written
+        out = self.qemu.hmp(f"qemu-io {DISK_NODE} {hmp_quote(words[1])}")
+        return Result(True) if not out else failure(out)
+
+    def start(self) -> Result:
+        try:
+            qemu = self.launch()
+        except QemuStartFailed as error:
+            return failure(str(error).splitlines()[0].removeprefix("qemu-system-x86_64: "))
+        if self.qemu is not None:  # a second QEMU got the image: not what QEMU 7.2 does
+            qemu.quit()
+            return Result(True)
+        self.qemu = qemu
+        qemu.wait_for_boot()
+        self.ram = f"boot-{self.launches}"
+        return Result(True)
+
+    def snapshot(self, op: ops.CreateSnapshot) -> Result:
+        assert self.qemu is not None
+        if op.memory is False:
+            name = {} if op.name is None else {"name": op.name}
+            self.qemu.cmd("blockdev-snapshot-internal-sync", device=DISK_NODE, **name)
+            return self.created(self.qemu.table()[-1])
+        running = self.qemu.status() == "running"
+        if running:
+            self.qemu.cmd("stop")
+        try:
+            counter = self.qemu.counter()
+            error = self.save(op.name)
+        finally:
+            if running:
+                self.qemu.cmd("cont")
+        if error is not None:
+            return failure(error)
+        entry = self.qemu.table()[-1]
+        self.tokens[entry_key(entry)] = self.ram = token(counter)
+        return self.created(entry)
+
+    @staticmethod
+    def created(entry: dict[str, Any]) -> Result:
+        """``entry`` is the table's last: qcow2 appends a new snapshot to the end of its table."""
+        return Result(True, created_id=entry["id"], created_name=entry["name"])
+
+    def revert(self, name: str | None) -> Result:
+        qemu = self.qemu
+        assert qemu is not None
+        before = qemu.counter()
+        error = self.load(name)
+        if error is not None:
+            return failure(error)  # the RAM stays what it was
+        if qemu.status() != "running":
+            self.ram = token(qemu.counter())
+            return Result(True)
+        after = qemu.counter()
+        qemu.cmd("stop")
+        try:
+            error = self.load(name)  # the measuring load: paused, so the counter stays put
+            loaded = qemu.counter()
+        finally:
+            qemu.cmd("cont")
+        if error is not None:
+            raise RuntimeError(f"loading {name!r} again while paused failed: {error}")
+        # a load that restored nothing kept counting on from `before`: caught when that lies
+        # below the image's value; a restored counter can never be below it
+        restored = (after - loaded) % WRAP < WRAP // 2
+        self.ram = token(loaded) if restored else f"not-restored-{before:#x}-{after:#x}"
+        return Result(True)
+
+    # the profile's commands: each returns QEMU's error message, or None
+    def save(self, name: str | None) -> str | None:
+        raise NotImplementedError
+
+    def load(self, name: str | None) -> str | None:
+        raise NotImplementedError
+
+    def delete(self, name: str | None) -> str | None:
+        raise NotImplementedError
+
+    # -- observation ----------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        assert self.space is not None
+        if self.qemu is None:
+            power, table = "shutoff", snapshot_table(self.image)
+        else:
+            status = self.qemu.status()
+            power, table = STOPPED.get(status, status), self.qemu.table()
+            self.qemu.hmp(f'qemu-io {DISK_NODE} "flush"')  # qcow2 metadata to the file, for qemu-img
+        shared = self.qemu is not None
+        scratch_file, named = self.space.file("view"), {byte: value for value, byte in self.aliases.items()}
+
+        def view(snapshot_id: str | None) -> dict[str, str]:
+            blocks = read_view(self.image, self.blocks, scratch_file, snapshot_id, force_share=shared)
+            return {block: named.get(value, value) for block, value in blocks.items()}
+
+        views = {"current": view(None), "snapshots": {s["id"]: view(s["id"]) for s in table}}
+        snapshots = []
+        for entry in table:
+            memory = entry["vm-state-size"] > 0
+            image = self.tokens.get(entry_key(entry), f"unmeasured-{entry['id']}") if memory else None
+            snapshots.append({"name": entry["name"], "id": entry["id"], "parent": None, "children": [],
+                              "memory": memory, "memory_image": image, "state": "", "description": ""})
+        return {"current": None, "power": power, "ram": self.ram if shared else None,
+                "snapshots": snapshots, "views": views}
+
+
+class QemuHmpDriver(LiveQemuDriver):
+    name = "qemu-hmp"
+    description = "a live QEMU: HMP savevm/loadvm/delvm through QMP human-monitor-command"
+    profiles = ("qemu-hmp",)
+
+    def save(self, name: str | None) -> str | None:
+        assert self.qemu is not None
+        if name is None:
+            self.await_fresh_auto_name()
+        return self.qemu.hmp("savevm" if name is None else f"savevm {hmp_quote(name)}") or None
+
+    def await_fresh_auto_name(self) -> None:
+        """savevm names an unnamed snapshot after the local wall-clock second (vm-YYYYMMDDhhmmss)
+        and does not overwrite then: two within one second share a name.  The model's clock
+        moves one second per operation, so wait for a second no snapshot is named after."""
+        assert self.qemu is not None
+        taken = {entry["name"] for entry in self.qemu.table()}
+        while time.strftime("vm-%Y%m%d%H%M%S") in taken:
+            time.sleep(0.02)
+
+    def load(self, name: str | None) -> str | None:
+        return self.command("loadvm", name)
+
+    def delete(self, name: str | None) -> str | None:
+        return self.command("delvm", name)
+
+    def command(self, verb: str, name: str | None) -> str | None:
+        assert self.qemu is not None
+        return self.qemu.hmp(verb if name is None else f"{verb} {hmp_quote(name)}") or None
+
+
+class QemuQmpDriver(LiveQemuDriver):
+    name = "qemu-qmp"
+    description = "a live QEMU: QMP snapshot-save/snapshot-load/snapshot-delete jobs"
+    profiles = ("qemu-qmp",)
+    jobs = 0
+
+    def run_job(self, command: str, **args: Any) -> str | None:
+        assert self.qemu is not None
+        self.jobs += 1
+        try:
+            return self.qemu.job(command, f"snaptree-{self.jobs}", devices=[DISK_NODE], **args)
+        except ExecuteError as error:  # refused before a job exists: "Parameter 'tag' is missing"
+            return str(error)
+
+    def save(self, name: str | None) -> str | None:
+        return self.run_job("snapshot-save", vmstate=DISK_NODE, **tag(name))
+
+    def load(self, name: str | None) -> str | None:
+        return self.run_job("snapshot-load", vmstate=DISK_NODE, **tag(name))
+
+    def delete(self, name: str | None) -> str | None:
+        return self.run_job("snapshot-delete", **tag(name))
