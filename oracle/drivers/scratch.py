@@ -28,7 +28,7 @@ from .qemu_common import Workspace
 
 _live: set[Workspace] = set()
 _swept = False
-_OWNED = re.compile(r"^snaptree-(?:qemu-img|qcow2-chain)-(\d+)-")
+_OWNED = re.compile(r"^snaptree-(?:[a-z][a-z0-9]*-)+(\d+)-")  # snaptree-DRIVER-PID-..., any driver
 
 
 def workspace(driver: str) -> Workspace:
