@@ -319,7 +319,7 @@ class LibvirtDriver(Driver):
         if self.workdir is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
             self.teardown()  # the previous example was not torn down: never leak its domain or files
         self.blocks = blocks
-        self.long_values: dict[str, int] = {}
+        self.values_on_disk = qc.BlockValues()
         if not self.qemu:
             if self.session is None:
                 libvirt.registerErrorHandler(lambda *_: None, None)
@@ -431,8 +431,7 @@ class LibvirtDriver(Driver):
 
     def _write(self, block: int, value: str) -> None:
         state, _, _, domain_xml = self.session.call("listing")
-        offset, byte = block * qc.BLOCK_SIZE, self._byte(value)
-        command = f"write -z {offset} {qc.BLOCK_SIZE}" if byte == 0 else f"write -P {byte} {offset} {qc.BLOCK_SIZE}"
+        command = qc.qemu_io_write(block, self.values_on_disk.stored(value))
         if POWER.get(state) == "shutoff":
             qc.call(["qemu-io", "-f", "qcow2", "-c", command, _disk_source(domain_xml)])
         else:
@@ -440,28 +439,10 @@ class LibvirtDriver(Driver):
             # qcow2 keeps new mappings in QEMU's metadata cache: flush so the file holds them
             _hmp_ok(self.session.call("hmp", f'qemu-io -d {DISK_QDEV} "flush"'))
 
-    def _byte(self, value: str) -> int:
-        """A block value's byte: its own for one character, else one of 0x80.. for this example
-        (scenario files write values such as 'lost')."""
-        if len(value) <= 1:
-            return qc.pattern(value)
-        if value not in self.long_values:
-            self.long_values[value] = 0x80 + len(self.long_values)
-        return self.long_values[value]
-
     def _file_view(self, path: str, snapshot: str | None = None) -> dict[str, str]:
         assert self.workdir is not None
-        out = self.workdir / "view.raw"
-        argv = ["qemu-img", "convert", "-U", "-f", "qcow2"]
-        if snapshot is not None:
-            argv += ["-l", f"snapshot.name={snapshot.replace(',', ',,')}"]
-        qc.call(argv + ["-O", "raw", path, str(out)])
-        try:
-            names = {chr(byte): value for value, byte in self.long_values.items()}
-            return {block: names.get(value, value)
-                    for block, value in qc.decode_blocks(out.read_bytes(), self.blocks).items()}
-        finally:
-            out.unlink()
+        view = qc.read_view(Path(path), self.blocks, self.workdir / "view", force_share=True, snapshot_name=snapshot)
+        return self.values_on_disk.read(view)
 
     def _qcow2_names(self, path: str) -> set[str]:
         return {entry["name"] for entry in qc.snapshot_table(Path(path), force_share=True)}

@@ -91,16 +91,35 @@ def decode_blocks(data: bytes, blocks: int) -> dict[str, str]:
     return view
 
 
+class BlockValues:
+    """Block values as fill bytes for one example.  A one-character value is its own byte;
+    scenario files also write longer values ("unsaved"), which get a byte each, from 0xFF down."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[str, str] = {}  # a longer value -> the one-character value stored
+
+    def stored(self, value: str) -> str:
+        if value == "" or (len(value) == 1 and 0 < ord(value) < 256):
+            return value
+        return self.aliases.setdefault(value, chr(0xFF - len(self.aliases)))
+
+    def read(self, view: dict[str, str]) -> dict[str, str]:
+        """A view read from disk, with the longer values put back."""
+        named = {byte: value for value, byte in self.aliases.items()}
+        return {block: named.get(value, value) for block, value in view.items()}
+
+
+def qemu_io_write(block: int, value: str) -> str:
+    """The qemu-io command that fills one block with ``value`` (one character or "")."""
+    byte = pattern(value)
+    if byte == 0:
+        return f"write -z {block * BLOCK_SIZE} {BLOCK_SIZE}"
+    return f"write -P {byte} {block * BLOCK_SIZE} {BLOCK_SIZE}"
+
+
 def qemu_io_writes(writes: Sequence[tuple[int, str]]) -> list[str]:
     """qemu-io command words for several block writes (one process for all of them)."""
-    words = []
-    for block, value in writes:
-        byte = pattern(value)
-        if byte == 0:
-            words += ["-c", f"write -z {block * BLOCK_SIZE} {BLOCK_SIZE}"]
-        else:
-            words += ["-c", f"write -P {byte} {block * BLOCK_SIZE} {BLOCK_SIZE}"]
-    return words
+    return [word for block, value in writes for word in ("-c", qemu_io_write(block, value))]
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -133,12 +152,14 @@ def snapshot_table(image: Path, force_share: bool = False) -> list[dict[str, Any
 
 
 def read_view(image: Path, blocks: int, scratch: Path, snapshot_id: str | None = None,
-              force_share: bool = False, image_format: str = "qcow2") -> dict[str, str]:
-    """What the image (or one of its internal snapshots, by id) reads, block by block."""
+              force_share: bool = False, image_format: str = "qcow2", snapshot_name: str | None = None) -> dict[str, str]:
+    """What the image (or one of its internal snapshots, by id or name) reads, block by block."""
     out = scratch.with_suffix(".raw")
     argv = ["qemu-img", "convert", "-f", image_format] + (["-U"] if force_share else [])
     if snapshot_id is not None:
         argv += ["-l", f"snapshot.id={snapshot_id}"]
+    elif snapshot_name is not None:
+        argv += ["-l", f"snapshot.name={snapshot_name.replace(',', ',,')}"]
     call(argv + ["-O", "raw", str(image), str(out)])
     try:
         return decode_blocks(out.read_bytes(), blocks)

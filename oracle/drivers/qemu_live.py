@@ -60,7 +60,17 @@ from snaptree.model.profiles.qemu_live import DISK_NODE
 
 from ..driver import Driver, DriverUnavailable, Result
 from . import scratch
-from .qemu_common import QemuCallFailed, Workspace, call, create_image, missing, qemu_io_writes, read_view, snapshot_table
+from .qemu_common import (
+    BlockValues,
+    QemuCallFailed,
+    Workspace,
+    call,
+    create_image,
+    missing,
+    qemu_io_writes,
+    read_view,
+    snapshot_table,
+)
 
 try:
     from qemu.qmp import ExecuteError
@@ -300,7 +310,7 @@ class LiveQemuDriver(Driver):
         self.tokens: dict[tuple[Any, ...], str] = {}  # table entry -> its memory image's token
         self.ram: str | None = None
         self.launches = 0
-        self.aliases: dict[str, str] = {}  # a scenario's multi-character block value -> its byte
+        self.values_on_disk = BlockValues()
 
     @classmethod
     def availability(cls) -> str | None:
@@ -321,7 +331,7 @@ class LiveQemuDriver(Driver):
             sector = BOOT_SECTOR.ljust(510, b"\0") + b"\x55\xaa"
             self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
         self.space = scratch.workspace(self.name)
-        self.blocks, self.tokens, self.ram, self.aliases = blocks, {}, None, {}
+        self.blocks, self.tokens, self.ram, self.values_on_disk = blocks, {}, None, BlockValues()
         create_image(self.image, blocks)
 
     def teardown(self) -> None:
@@ -388,14 +398,8 @@ class LiveQemuDriver(Driver):
     def checked(error: str | None) -> Result:
         return Result(True) if error is None else failure(error)
 
-    def byte_value(self, value: str) -> str:
-        """A block is filled with one byte: scenarios' longer values ("unsaved") get one each."""
-        if value == "" or (len(value) == 1 and 0 < ord(value) < 256):
-            return value
-        return self.aliases.setdefault(value, chr(0xFF - len(self.aliases)))
-
     def write(self, block: int, value: str) -> Result:
-        words = qemu_io_writes([(block, self.byte_value(value))])
+        words = qemu_io_writes([(block, self.values_on_disk.stored(value))])
         if self.qemu is None:
             out = call(["qemu-io", "-f", "qcow2", *words, str(self.image)])
             return Result(True) if out.startswith("wrote ") else failure(out)
@@ -489,11 +493,11 @@ class LiveQemuDriver(Driver):
             power, table = STOPPED.get(status, status), self.qemu.table()
             self.qemu.hmp(f'qemu-io {DISK_NODE} "flush"')  # qcow2 metadata to the file, for qemu-img
         shared = self.qemu is not None
-        scratch_file, named = self.space.file("view"), {byte: value for value, byte in self.aliases.items()}
+        scratch_file = self.space.file("view")
 
         def view(snapshot_id: str | None) -> dict[str, str]:
-            blocks = read_view(self.image, self.blocks, scratch_file, snapshot_id, force_share=shared)
-            return {block: named.get(value, value) for block, value in blocks.items()}
+            return self.values_on_disk.read(read_view(self.image, self.blocks, scratch_file, snapshot_id,
+                                                      force_share=shared))
 
         views = {"current": view(None), "snapshots": {s["id"]: view(s["id"]) for s in table}}
         snapshots = []
