@@ -17,6 +17,7 @@ The methods here are mechanics without rules: a profile checks its rules first (
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -248,6 +249,26 @@ class Machine:
             del self.by_name[node.name]
 
     # -- observation helpers -------------------------------------------------------------
+
+    def clone(self) -> Machine:
+        """An independent copy (same profile object), to try an operation without committing
+        to it: the oracle's generator asks it what an operation would do."""
+        twin = Machine.__new__(Machine)
+        twin.__dict__.update(self.__dict__)
+        copies: dict[int, Snapshot] = {}
+        for s in self.snapshots.values():
+            copies[id(s)] = dataclasses.replace(s, delta=dict(s.delta), children=[], parent=None)
+        for s in self.snapshots.values():
+            twin_s = copies[id(s)]
+            twin_s.parent = None if s.parent is None else copies[id(s.parent)]
+            twin_s.children = [copies[id(c)] for c in s.children]
+        twin.roots = [copies[id(r)] for r in self.roots]
+        twin.snapshots = {sid: copies[id(s)] for sid, s in self.snapshots.items()}
+        twin.by_name = {name: [copies[id(s)] for s in same] for name, same in self.by_name.items()}
+        twin.current = None if self.current is None else copies[id(self.current)]
+        twin.overlay = dict(self.overlay)
+        twin.extra = copy.deepcopy(self.extra)
+        return twin
 
     def fingerprint(self) -> tuple:
         """Everything that makes up the state, as comparable values (for tests)."""

@@ -3,13 +3,16 @@ scenario checker reads and the oracle compares with a real driver's.
 
 Shape (documented in the README)::
 
-    {"current": id | null, "power": str, "ram": token | null,
+    {"current": id | null, "power": str, "ram": token | null, "roots": [id...],
      "snapshots": [{"name", "id", "parent": id | null, "children": [id...],
                     "memory": bool, "memory_image": token | null, "state", "description"}],
      "views": {"current": {block: value}, "snapshots": {id: {block: value}}}}
 
-Views list only blocks that read other than empty.  Under a profile without a tree (the qcow2
-table), ``current``, ``parent`` and ``children`` are null / empty: qcow2 records none of them.
+Views list only blocks that read other than empty.  ``roots`` and each ``children`` list are
+in the system's sibling order (what a depth-first lookup meets first); where a profile leaves
+that order undefined (``Profile.sibling_order`` false), it is the model's and not compared.
+Under a profile without a tree (the qcow2 table), ``current``, ``parent``, ``children`` and
+``roots`` are null / empty: qcow2 records none of them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def observe(m: Machine, views: bool = True) -> dict[str, Any]:
         "current": m.current.id if m.profile.tree and m.current is not None else None,
         "power": m.power,
         "ram": m.ram,
+        "roots": [r.id for r in m.roots] if m.profile.tree else [],
         "snapshots": [snapshot_record(m, s) for s in m.snapshots.values()],
     }
     if views:

@@ -6,23 +6,28 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import providers
 from hypothesis.stateful import run_state_machine_as_test
 
-from snaptree.model import ops
+from snaptree.model import get_profile, ops
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from .driver import Driver
 from .lockstep import Divergence, Lockstep
 from .lockstep import Step as LockstepStep
+from .shrink import ShrinkStats, shrink
+from .situations import Situation, Tally, applicable
 from .stateful import conformance_machine
 
 
@@ -32,11 +37,26 @@ class Stats:
     steps: int = 0
     operations: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    situations: Tally = field(default_factory=Tally)
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    first_divergence: float | None = None  # seconds from the start to the first divergence met
+    shrink: ShrinkStats | None = None
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        return (self.ended or time.monotonic()) - self.started
+
+    @property
+    def refusal_share(self) -> float:
+        return sum(self.errors.values()) / self.steps if self.steps else 0.0
+
+    @property
+    def to_shrunk(self) -> float | None:
+        """Seconds from the first divergence to the shrunk scenario."""
+        if self.first_divergence is None or self.ended is None:
+            return None
+        return self.ended - self.started - self.first_divergence
 
 
 class Progress:
@@ -50,15 +70,21 @@ class Progress:
         self.tty = bool(stream is not None and stream.isatty())
         self.last_line = 0.0
 
-    def stepped(self, step: LockstepStep) -> None:
+    def stepped(self, step: LockstepStep, situations: set[str]) -> None:
         self.stats.steps += 1
         self.stats.operations[step.op.tag] += 1
         if not step.model.ok:
             self.stats.errors[str(step.model.kind)] += 1
+        self.stats.situations.add(situations)
 
     def example_done(self, steps: int) -> None:
         self.stats.examples += 1
+        self.stats.situations.history_done()
         self.show()
+
+    def diverged(self) -> None:
+        if self.stats.first_divergence is None:
+            self.stats.first_divergence = self.stats.seconds
 
     def show(self, final: bool = False) -> None:
         if self.stream is None:
@@ -87,6 +113,7 @@ class CheckResult:
     divergence: Divergence | None = None
     flaky: bool = False
     scenario_path: Path | None = None
+    situations: list[Situation] = field(default_factory=list)  # those the driver can reach under the profile
 
     @property
     def conforms(self) -> bool:
@@ -121,10 +148,14 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         max_examples=examples, stateful_step_count=steps, deadline=None, verbosity=Verbosity.quiet,
         database=DirectoryBasedExampleDatabase(database) if database else None,
         suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
+        # the history is shrunk by replaying it (shrink.py), far faster than Hypothesis' shrinker
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
-    result = CheckResult(driver_class.name, profile, progress_listener.stats)
+    result = CheckResult(driver_class.name, profile, progress_listener.stats,
+                         situations=applicable(get_profile(profile), driver_class.operations))
     try:
-        run_state_machine_as_test(factory, settings=config)  # type: ignore[arg-type]  # any factory will do
+        with _no_local_constants():
+            run_state_machine_as_test(factory, settings=config)  # type: ignore[arg-type]  # any factory will do
     except Divergence as divergence:
         result.divergence = divergence
     except Flaky as flaky:
@@ -133,7 +164,12 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         result.divergence = inner[0] if inner else None
         if result.divergence is None:
             raise
+    try:
+        if result.divergence is not None and not result.flaky:
+            replayer = drivers[0] if drivers else make_driver()
+            result.divergence, result.stats.shrink = shrink(result.divergence, lambda: Lockstep(replayer, blocks))
     finally:
+        result.stats.ended = time.monotonic()
         progress_listener.show(final=True)
         for driver in drivers:
             driver.close()
@@ -141,6 +177,25 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         result.scenario_path = write_counterexample(result.divergence, spec or driver_class.name, profile, blocks, out,
                                                     seed)
     return result
+
+
+@contextmanager
+def _no_local_constants() -> Iterator[None]:
+    """Hypothesis mixes literals from every local module in ``sys.modules`` into what it draws
+    (and caches them in ``.hypothesis/constants``), so the same --seed would give other
+    histories depending on what happens to be imported.  The generator's choices need no
+    such hints: switch them off while a check runs."""
+    saved = providers._get_local_constants
+    providers._get_local_constants = lambda: _NO_CONSTANTS
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = saved
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
+_NO_CONSTANTS = providers.Constants()
 
 
 def counterexample(divergence: Divergence, driver: str, profile: str, blocks: int, seed: int | None) -> bytes:
@@ -173,6 +228,44 @@ def write_counterexample(divergence: Divergence, driver: str, profile: str, bloc
     path = folder / f"counterexample-{safe_driver}-{profile}-{stamp}.xml"
     path.write_bytes(counterexample(divergence, driver, profile, blocks, seed))
     return path
+
+
+def summary_json(result: CheckResult) -> dict[str, Any]:
+    """What a check did, for --format json and benchmarks."""
+    s = result.stats
+    return {
+        "driver": result.driver, "profile": result.profile, "conforms": result.conforms, "flaky": result.flaky,
+        "examples": s.examples, "steps": s.steps, "seconds": round(s.seconds, 3),
+        "operations": dict(s.operations), "errors": dict(s.errors), "refusal_share": round(s.refusal_share, 3),
+        "situations": s.situations.report(result.situations),
+        "first_divergence_seconds": None if s.first_divergence is None else round(s.first_divergence, 3),
+        "to_shrunk_seconds": None if s.to_shrunk is None else round(s.to_shrunk, 3),
+        "shrink": None if s.shrink is None else {"replays": s.shrink.replays, "steps_before": s.shrink.steps_before,
+                                                  "steps_after": s.shrink.steps_after,
+                                                  "complete": s.shrink.complete},
+        "scenario": str(result.scenario_path) if result.scenario_path else None,
+    }
+
+
+def summary_text(result: CheckResult) -> str:
+    """The summary a check prints: counts, refusals, and how often each situation came up."""
+    s = result.stats
+    operations = ", ".join(f"{tag} {count}" for tag, count in s.operations.most_common())
+    errors = ", ".join(f"{kind} {count}" for kind, count in s.errors.most_common()) or "none"
+    lines = [f"{s.examples} examples, {s.steps} steps in {s.seconds:.1f} s ({s.steps / max(s.seconds, 1e-9):.0f} steps/s)",
+             f"operations: {operations}",
+             f"refused as the profile says ({s.refusal_share:.0%} of steps): {errors}",
+             f"situations reached (share of {s.situations.histories} histories):"]
+    width = max((len(x.label) for x in result.situations), default=0)
+    for x in result.situations:
+        lines.append(f"  {x.label:<{width}}  {s.situations.share(x.key):>4.0%}")
+    if s.first_divergence is not None:
+        shrunk = "" if s.shrink is None else (
+            f", shrunk from {s.shrink.steps_before} to {s.shrink.steps_after} steps in {s.shrink.replays} replays"
+            + ("" if s.shrink.complete else " (budget ran out)"))
+        lines.append(f"first divergence after {s.first_divergence:.1f} s; shrunk scenario {s.to_shrunk or 0:.1f} s "
+                     f"later{shrunk}")
+    return "\n".join(lines)
 
 
 def divergence_report(divergence: Divergence, driver: str) -> str:

@@ -115,7 +115,7 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check, divergence_report, junit_xml
+    from .check import check, divergence_report, junit_xml, summary_json, summary_text
 
     cls, profile, options = _driver_class(args)
     result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
@@ -126,22 +126,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         with open(args.junit, "w", encoding="utf-8") as junit:
             junit.write(junit_xml([result]))
     if args.format == "json":
-        report: dict[str, Any] = {
-            "driver": cls.name, "profile": profile, "conforms": result.conforms, "flaky": result.flaky,
-            "examples": stats.examples, "steps": stats.steps, "seconds": round(stats.seconds, 3),
-            "operations": dict(stats.operations), "errors": dict(stats.errors),
-            "scenario": str(result.scenario_path) if result.scenario_path else None,
-        }
+        report = summary_json(result)
         if result.divergence is not None:
             report["differences"] = [str(d) for d in result.divergence.differences]
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        operations = ", ".join(f"{tag} {count}" for tag, count in stats.operations.most_common())
-        errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
-        print(f"{stats.examples} examples, {stats.steps} steps in {stats.seconds:.1f} s "
-              f"({stats.steps / max(stats.seconds, 1e-9):.0f} steps/s)")
-        print(f"operations: {operations}")
-        print(f"refused as the profile says: {errors}")
+        print(summary_text(result))
         if result.divergence is None:
             print(f"CONFORMS: driver {cls.name} follows profile {profile} over {stats.examples} random histories")
         else:

@@ -33,10 +33,13 @@ class Correspondence:
     images: dict[str, str] = field(default_factory=dict)  # model memory image -> driver's
     images_back: dict[str, str] = field(default_factory=dict)
 
-    def created(self, model_id: str, model_name: str, driver_id: str | None, driver_name: str | None) -> None:
+    def created(self, model_id: str, model_name: str, driver_id: str | None, driver_name: str | None,
+                auto_named: bool) -> None:
+        """Record a new snapshot's driver id; its name only where the system chose it (an
+        unnamed snapshot named after the clock): a name the user gave must come back as is."""
         if driver_id is not None:
             self.ids[model_id] = driver_id
-        if driver_name is not None and driver_name != model_name:
+        if auto_named and driver_name is not None and driver_name != model_name:
             self.names[model_name] = driver_name
 
     def driver_id(self, model_id: str) -> str:
@@ -64,9 +67,9 @@ def compare_outcome(model_ok: bool, model_kind: str | None, driver_ok: bool, dri
 
 
 def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: frozenset[str],
-                   match: Correspondence) -> list[Difference]:
+                   match: Correspondence, sibling_order: bool = False) -> list[Difference]:
     """Every difference between two observations, in the model's terms, restricted to what
-    the driver observes."""
+    the driver observes; the order of siblings only where the profile defines it."""
     diffs: list[Difference] = []
     if "power" in observes and model["power"] != driver["power"]:
         diffs.append(Difference("power", model["power"], driver["power"]))
@@ -84,6 +87,14 @@ def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: froz
     if "current" in observes and model["current"] != translate(driver["current"]):
         diffs.append(Difference("current snapshot", _name(model_snaps, model["current"]),
                                 _name(driver_snaps, translate(driver["current"]))))
+    ordered = sibling_order and "order" in observes and "tree" in observes
+
+    def in_order(ids: list[str], snaps: dict[str, dict[str, Any]]) -> list[str | None]:
+        return [_name(snaps, i) for i in ids]
+
+    if ordered and model["roots"] != [translate(i) for i in driver["roots"]]:
+        diffs.append(Difference("order of the root snapshots", in_order(model["roots"], model_snaps),
+                                in_order([translate(i) or "" for i in driver["roots"]], driver_snaps)))
     if "ram" in observes and not match.same_image(model.get("ram"), driver.get("ram")):
         diffs.append(Difference("memory image the RAM came from", model.get("ram"), driver.get("ram")))
     for sid in sorted(model_snaps.keys() & driver_snaps.keys(), key=lambda i: list(model_snaps).index(i)):
@@ -94,6 +105,9 @@ def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: froz
         if "tree" in observes and ms["parent"] != translate(ds["parent"]):
             diffs.append(Difference(f"{label}: parent", _name(model_snaps, ms["parent"]),
                                     _name(driver_snaps, translate(ds["parent"]))))
+        if ordered and ms["children"] != [translate(i) for i in ds["children"]]:
+            diffs.append(Difference(f"{label}: order of its children", in_order(ms["children"], model_snaps),
+                                    in_order([translate(i) or "" for i in ds["children"]], driver_snaps)))
         if "state" in observes and ms["state"] != ds["state"]:
             diffs.append(Difference(f"{label}: recorded state", ms["state"], ds["state"]))
         if "memory" in observes and ms["memory"] != ds["memory"]:

@@ -20,6 +20,7 @@ OBSERVATIONS = frozenset({
     "names",  # the snapshots' names
     "ids",  # the snapshots' ids as the system assigns them
     "tree",  # each snapshot's parent and children
+    "order",  # the order of each snapshot's children and of the roots (compared where the profile defines it)
     "current",  # the current snapshot
     "power",  # the VM's power state
     "state",  # the power state recorded in each snapshot

@@ -68,16 +68,22 @@ class Lockstep:
         new_id, new_name = model_outcome.created_id, model_outcome.created_name
         if difference is None and new_id is not None and new_name is not None:
             # an unnamed snapshot's name (libvirt's epoch second, HMP's date) is the system's clock,
-            # which the model cannot know: such ids are matched up, not compared
-            auto_named = isinstance(op, ops.CreateSnapshot) and not op.name
+            # which the model cannot know: its name and id are matched up, not compared.  Every
+            # other snapshot must be listed under the name the profile's rules make of the one asked for.
+            auto_named = isinstance(op, ops.CreateSnapshot) and (
+                op.name is None or (op.name == "" and self.model.profile.empty_name_is_unnamed))
             if ("ids" in self.driver.observes and not auto_named and result.created_id is not None
                     and result.created_id != new_id):
                 difference = Difference("the new snapshot's id", new_id, result.created_id)
-            self.match.created(new_id, new_name, result.created_id, result.created_name)
+            if ("names" in self.driver.observes and not auto_named and result.created_name is not None
+                    and result.created_name != new_name):
+                difference = Difference("the new snapshot's name", new_name, result.created_name)
+            self.match.created(new_id, new_name, result.created_id, result.created_name, auto_named)
         if difference is not None:
             raise Divergence(self.history, [difference], None)
         driver_state = self.driver.observe()
-        differences = compare_states(state, driver_state, self.driver.observes, self.match)
+        differences = compare_states(state, driver_state, self.driver.observes, self.match,
+                                     self.model.profile.sibling_order)
         if differences:
             raise Divergence(self.history, differences, driver_state)
         return step

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from snaptree.model import Machine, get_profile
+from snaptree.model import Machine, get_profile, ops
 from snaptree.model.machine import Snapshot
 from snaptree.model.profiles.base import Profile
+from snaptree.oracle.driver import Result
 from snaptree.oracle.drivers.model import ModelDriver
 
 
@@ -123,5 +124,210 @@ class FailureChangesState(_Mutant):
         return profile
 
 
+# -- the blind spots of uniformly random histories (each needs a tree the seed is about) ----------
+
+class _FirstChildMachine(Machine):
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        others = [(child, dict(child.delta)) for child in node.children[1:]]
+        super().remove(node, children_last)
+        for child, delta in others:
+            child.delta = delta  # the later children get nothing of the deleted overlay
+
+
+class MergeIntoFirstChildOnly(_Mutant):
+    """Delete merges the snapshot's differences into its first child only (the seed: into every child)."""
+
+    name = "mutant-merge-first-child-only"
+    profiles = ("esx", "libvirt-test")
+    machine_class = _FirstChildMachine
+
+
+class _ParentWinsMachine(Machine):
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        for child in node.children:
+            child.delta = {**child.delta, **node.delta}  # the older write wins over the child's own
+        super().remove(node, children_last)
+
+
+class MergeLetsParentWin(_Mutant):
+    """Merging a deleted snapshot into its child overwrites the blocks the child wrote itself."""
+
+    name = "mutant-merge-parent-wins"
+    profiles = ("esx", "libvirt-test")
+    machine_class = _ParentWinsMachine
+
+
+class _LeafIntoParentMachine(Machine):
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        if not node.children and self.current is not node and node.parent is not None:
+            node.parent.delta.update(node.delta)  # a deleted leaf's writes leak into its parent
+        super().remove(node, children_last)
+
+
+class LeafMergedIntoParent(_Mutant):
+    """Deleting a leaf merges its overlay into its parent, changing what the parent reads."""
+
+    name = "mutant-leaf-into-parent"
+    profiles = ("esx", "libvirt-test")
+    machine_class = _LeafIntoParentMachine
+
+
+class _CurrentToChildMachine(Machine):
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        heir = node.children[0] if self.current is node and node.children else None
+        super().remove(node, children_last)
+        if heir is not None:
+            self.current = heir  # the current pointer moves down to the first child, not up to the parent
+
+
+class CurrentMovesToChild(_Mutant):
+    """Deleting the current snapshot while it has children makes its first child current."""
+
+    name = "mutant-current-moves-to-child"
+    profiles = ("libvirt-test", "esx")
+    machine_class = _CurrentToChildMachine
+
+
+class _NewestParentMachine(Machine):
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+        newest = list(self.snapshots.values())[-1] if self.snapshots else None
+        if newest is not None and self.current is not None and self.current is not newest:
+            self.current = newest  # after a revert the new snapshot hangs under the newest one
+        return super().take(name, snapshot_id, memory, state, description)
+
+
+class BranchUnderNewest(_Mutant):
+    """A snapshot taken after reverting to an inner snapshot becomes a child of the newest snapshot."""
+
+    name = "mutant-branch-under-newest"
+    profiles = ("libvirt-test", "esx")
+    machine_class = _NewestParentMachine
+
+
+class NamesLowerCased(_Mutant):
+    """The system lists a snapshot under its name in lower case."""
+
+    name = "mutant-names-lower-cased"
+    profiles = ("esx", "libvirt-test")
+
+    def apply(self, op: ops.Operation) -> Result:
+        result = super().apply(op)
+        if result.created_name is not None:
+            result.created_name = result.created_name.lower()
+        return result
+
+    def observe(self) -> dict[str, Any]:
+        state = super().observe()
+        for snap in state["snapshots"]:
+            snap["name"] = snap["name"].lower()
+        return state
+
+
+class _PrependingMachine(Machine):
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+        siblings = self.current.children if self.current is not None else self.roots
+        node = super().take(name, snapshot_id, memory, state, description)
+        siblings.insert(0, siblings.pop())  # a new child goes first among its siblings
+        return node
+
+
+class NewestChildFirst(_Mutant):
+    """A new snapshot is listed before its older siblings (childSnapshotList order reversed)."""
+
+    name = "mutant-newest-child-first"
+    profiles = ("esx", "vbox")
+    machine_class = _PrependingMachine
+
+
+class NewestNameWins(_Mutant):
+    """A name that several snapshots share finds the newest of them (a name -> snapshot map
+    overwritten by every create), not the first in pre-order."""
+
+    name = "mutant-newest-name-wins"
+    profiles = ("esx", "vbox")
+
+    def mutate(self, profile: Profile) -> Profile:
+        def find_named(m: Machine, name: str) -> Snapshot | None:
+            same = m.named(name)
+            return same[-1] if same else None
+
+        profile.find_named = find_named  # type: ignore[method-assign]
+        return profile
+
+
+class DescriptionDropped(_Mutant):
+    """The snapshot's description is not kept."""
+
+    name = "mutant-description-dropped"
+    profiles = ("libvirt-test", "esx")
+
+    def observe(self) -> dict[str, Any]:
+        state = super().observe()
+        for snap in state["snapshots"]:
+            snap["description"] = ""
+        return state
+
+
+class PausedRecordedRunning(_Mutant):
+    """A snapshot of a paused VM records the state 'running'."""
+
+    name = "mutant-paused-recorded-running"
+    profiles = ("libvirt-test",)
+
+    def mutate(self, profile: Profile) -> Profile:
+        original = profile.recorded_state
+
+        def recorded_state(m: Machine, memory: bool, flags: frozenset[str]) -> str:
+            state = original(m, memory, flags)
+            return "running" if state == "paused" else state
+
+        profile.recorded_state = recorded_state  # type: ignore[method-assign]
+        return profile
+
+
+class ChildrenOnlyMovesCurrentUp(_Mutant):
+    """A children-only delete with current inside the subtree makes the target's parent current
+    (libvirt: the target itself, the nearest surviving ancestor)."""
+
+    name = "mutant-children-only-current-up"
+    profiles = ("libvirt-test",)
+
+    def mutate(self, profile: Profile) -> Profile:
+        original = profile.remove
+
+        def remove(m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+            inside = m.current is not None and target in m.current.ancestors()
+            original(m, target, flags)
+            if "children-only" in flags and inside:
+                m.current = target.parent
+
+        profile.remove = remove  # type: ignore[method-assign]
+        return profile
+
+
+class ChildrenDeleteOneLevel(_Mutant):
+    """A delete with children removes the target and its children, but keeps the grandchildren
+    (re-parented): only a tree of depth >= 3 shows it."""
+
+    name = "mutant-children-delete-one-level"
+    profiles = ("libvirt-test",)
+
+    def mutate(self, profile: Profile) -> Profile:
+        original = profile.remove
+
+        def remove(m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+            if "children" not in flags:
+                return original(m, target, flags)
+            for node in [*target.children, target]:
+                m.remove(node)
+            return None
+
+        profile.remove = remove  # type: ignore[method-assign]
+        return profile
+
+
 MUTANTS = [DeleteWithoutMerge, DuplicateNotOverwritten, CurrentNotMovingToParent, RevertKeepsWrites,
-           MemoryNotRestored, IdsReused, FailureChangesState]
+           MemoryNotRestored, IdsReused, FailureChangesState, MergeIntoFirstChildOnly, MergeLetsParentWin,
+           LeafMergedIntoParent, CurrentMovesToChild, BranchUnderNewest, NamesLowerCased, NewestChildFirst,
+           NewestNameWins, DescriptionDropped, PausedRecordedRunning, ChildrenOnlyMovesCurrentUp,
+           ChildrenDeleteOneLevel]

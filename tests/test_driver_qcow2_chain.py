@@ -16,8 +16,8 @@ from snaptree.model import ops
 from snaptree.oracle.check import check
 from snaptree.oracle.drivers.qcow2_chain import Qcow2ChainDriver, backing_file
 from snaptree.oracle.drivers.qemu_common import call
+from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
-from snaptree.oracle.stateful import AWKWARD_NAMES
 
 from .qemu_offline_kit import interrupt_and_check, kill_and_check, require_qemu
 

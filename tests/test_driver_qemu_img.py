@@ -15,8 +15,8 @@ from snaptree.oracle.check import check
 from snaptree.oracle.drivers import qemu_io
 from snaptree.oracle.drivers.qemu_common import QemuCallFailed, call
 from snaptree.oracle.drivers.qemu_img import QemuImgDriver, error_kind
+from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
-from snaptree.oracle.stateful import AWKWARD_NAMES
 
 from .qemu_offline_kit import interrupt_and_check, kill_and_check, require_qemu
 

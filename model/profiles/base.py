@@ -29,6 +29,9 @@ class Profile:
     system: ClassVar[str]  # the system, API and version the profile follows
     summary: ClassVar[str]  # one line for `snaptree profiles`
     tree: ClassVar[bool] = True  # parents, children and a current snapshot are part of the API
+    # the order of a snapshot's children (and of the roots) is part of the API: listings and
+    # lookups of duplicate names follow it
+    sibling_order: ClassVar[bool] = False
     transitions: ClassVar[dict[str, dict[str, str]]] = BASIC_TRANSITIONS
     ids: ClassVar[str] = "name"  # "counter" (never reused), "reuse" (highest + 1), "uuid", "name"
     lookup: ClassVar[str] = "preorder"  # which of several same-named snapshots a name finds
@@ -45,6 +48,14 @@ class Profile:
     failure_side_effects: ClassVar[frozenset[str]] = frozenset()
 
     # -- dispatch --------------------------------------------------------------------------
+
+    def supports(self, tag: str) -> bool:
+        """Whether the system has this operation at all (a refusal of every use is no test)."""
+        if tag in ("start", "pause", "resume", "shutdown", "suspend"):
+            return bool(self.transitions.get(tag))
+        if tag == "delete-all":
+            return type(self).delete_all is not Profile.delete_all
+        return True
 
     def apply(self, m: Machine, op: ops.Operation) -> Snapshot | None:
         if isinstance(op, ops.Write):

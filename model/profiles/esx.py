@@ -25,6 +25,7 @@ class Esx(Profile):
     }
     ids = "counter"  # never reused [§2 CreateSnapshot_Task]
     lookup = "preorder"  # libvirt's ESX driver: depth-first, pre-order, first match [§2 Lookup]
+    sibling_order = True  # childSnapshotList is an ordered array; the pre-order lookup follows it
     duplicates = "allow"  # [§2 CreateSnapshot_Task: names need not be unique]
     create_flags = frozenset({"quiesce"})  # quiesce only flushes the guest's caches [§2]
     revert_flags = frozenset({"suppress-power-on"})

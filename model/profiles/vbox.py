@@ -39,6 +39,7 @@ class VBox(Profile):
     }
     ids = "uuid"  # every snapshot gets a fresh UUID [§3 takeSnapshot]
     lookup = "preorder"  # findSnapshot: depth-first, pre-order, first match [§3]
+    sibling_order = True  # ISnapshot::children is an ordered array; findSnapshot follows it
     duplicates = "allow"  # no uniqueness check [§3 takeSnapshot]
     create_flags = frozenset({"live"})  # takeSnapshot(pause=false), VBoxManage's --live
     delete_flags = frozenset({"and-all-children"})  # deleteSnapshotAndAllChildren

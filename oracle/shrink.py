@@ -1,0 +1,135 @@
+"""Shrinking a diverging history by replaying it: remove steps, simplify the rest, keep every
+change after which the driver still parts ways with the model in the same way.
+
+Hypothesis shrinks the choices that generated a history; here the history itself is shrunk,
+as a list of operations replayed in lockstep (delta debugging, Zeller and Hildebrandt,
+"Simplifying and Isolating Failure-Inducing Input", TSE 2002, ending in a one-step-removal
+pass).  That is faster, since every candidate is one replay without any generation, and the
+result is 1-minimal: no single step can be removed without losing the divergence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from snaptree.model import ops
+
+from .lockstep import Divergence, Lockstep
+
+Step = tuple[int, ops.Operation]  # (its position in the history first found, the operation)
+
+
+def kind_of(divergence: Divergence) -> str:
+    """What differs, without the names: 'outcome', 'parent', 'view', 'current snapshot', ..."""
+    what = divergence.differences[0].what
+    if what.startswith("view of"):
+        return "view"
+    if what.startswith("snapshot ") and ": " in what:
+        return what.rsplit(": ", 1)[1]
+    return re.sub(r"^snapshot .*", "snapshot listed", what)
+
+
+@dataclass
+class ShrinkStats:
+    replays: int = 0
+    steps_before: int = 0
+    steps_after: int = 0
+    seconds: float = 0.0
+    complete: bool = True  # False: the budget ran out before the last pass ended
+
+
+class Shrinker:
+    """Shrinks one divergence; ``new_lockstep`` gives a fresh lockstep (model and driver) per replay."""
+
+    def __init__(self, divergence: Divergence, new_lockstep: Callable[[], Lockstep], max_replays: int = 2000,
+                 max_seconds: float = 300.0):
+        self.new_lockstep = new_lockstep
+        self.max_replays, self.max_seconds = max_replays, max_seconds
+        self.best = divergence
+        self.kind = kind_of(divergence)
+        self.stats = ShrinkStats(steps_before=len(divergence.history))
+        self.steps: list[Step] = list(enumerate(s.op for s in divergence.history))
+        # An unnamed snapshot is named after the clock, so removing any earlier step renames it:
+        # a later step that names it is linked to its create and follows the new name.
+        self.links: dict[int, int] = {}
+        auto_named: dict[str, int] = {}
+        for i, s in enumerate(divergence.history):
+            if isinstance(s.op, ops.CreateSnapshot) and s.op.name is None and s.model.created_name is not None:
+                auto_named[s.model.created_name] = i
+            elif isinstance(s.op, (ops.Revert, ops.Delete)) and s.op.ref in auto_named:
+                self.links[i] = auto_named[s.op.ref]
+
+    def replay(self, steps: list[Step]) -> Divergence | None:
+        created: dict[int, str] = {}
+        with self.new_lockstep() as lockstep:
+            try:
+                for key, op in steps:
+                    if key in self.links and self.links[key] in created and isinstance(op, (ops.Revert, ops.Delete)):
+                        op = dataclasses.replace(op, ref=created[self.links[key]])
+                    step = lockstep.step(op)
+                    if step.model.created_name is not None:
+                        created[key] = step.model.created_name
+            except Divergence as divergence:
+                return divergence
+        return None
+
+    def attempt(self, candidate: list[Step], started: float) -> bool:
+        if self.stats.replays >= self.max_replays or time.monotonic() - started > self.max_seconds:
+            self.stats.complete = False
+            return False
+        self.stats.replays += 1
+        found = self.replay(candidate)
+        if found is None or kind_of(found) != self.kind:
+            return False
+        self.best = found
+        self.steps = candidate[:len(found.history)]  # it may part ways before the candidate's end
+        return True
+
+    def run(self) -> tuple[Divergence, ShrinkStats]:
+        started = time.monotonic()
+        progress = True
+        while progress and self.stats.complete:
+            progress = False
+            # chunks first, then single steps, from the end; the diverging step itself stays
+            size = max(1, len(self.steps) // 2)
+            while size >= 1:
+                i = len(self.steps) - 1 - size
+                while i >= 0:
+                    steps = self.steps
+                    if i + size <= len(steps) - 1 and self.attempt(steps[:i] + steps[i + size:], started):
+                        progress = True
+                    i -= 1 if size == 1 else size
+                size //= 2
+            for i in range(len(self.steps)):
+                if i >= len(self.steps):
+                    break
+                key, op = self.steps[i]
+                for simpler in _simpler(op):
+                    steps = self.steps
+                    if self.attempt(steps[:i] + [(key, simpler)] + steps[i + 1:], started):
+                        progress = True
+                        break
+        self.stats.steps_after = len(self.best.history)
+        self.stats.seconds = time.monotonic() - started
+        return self.best, self.stats
+
+
+def shrink(divergence: Divergence, new_lockstep: Callable[[], Lockstep], **budget: float) -> tuple[Divergence, ShrinkStats]:
+    """The smallest history found that diverges like ``divergence``, and how it was found."""
+    return Shrinker(divergence, new_lockstep, **budget).run()  # type: ignore[arg-type]
+
+
+def _simpler(op: ops.Operation) -> Iterator[ops.Operation]:
+    """Simpler forms of one operation: fewer flags, the default memory, no description."""
+    if isinstance(op, (ops.CreateSnapshot, ops.Revert, ops.Delete)):
+        for flag in op.flags:
+            yield dataclasses.replace(op, flags=tuple(f for f in op.flags if f != flag))
+    if isinstance(op, ops.CreateSnapshot):
+        if op.memory is not None:
+            yield dataclasses.replace(op, memory=None)
+        if op.description:
+            yield dataclasses.replace(op, description="")
