@@ -92,6 +92,7 @@ class HistoryGenerator:
         self.profile = model.profile
         self.power_tags = [t for t in POWER_TAGS if self.can(t)]
         self.mix = Mix(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(PLAIN_NAMES))
+        self.given: set[str] = set()  # names this history's creates asked for
 
     def can(self, tag: str) -> bool:
         """Operations the driver or the profile cannot perform at all are never drawn."""
@@ -134,14 +135,16 @@ class HistoryGenerator:
         m = self.model
         n = len(m.snapshots)
         # grow the tree first, then work on it; write before a snapshot so that it has an
-        # overlay of its own, and take one right after reverting to an inner snapshot (a branch)
+        # overlay of its own; right after a revert to an inner snapshot, take one (a branch) or
+        # delete the current snapshot, which has children; take one while paused
         branching = m.current is not None and bool(m.current.children) and not m.overlay
         kinds = [
-            ("snapshot", ((5.0 if n < 2 else 3.5 if n < 5 else 2.0) + (3.0 if branching else 0.0))
-             if self.can("snapshot") else 0.0),
+            ("snapshot", ((5.0 if n < 2 else 3.5 if n < 5 else 2.0) + (4.0 if branching else 0.0)
+                          + (2.0 if m.power == "paused" else 0.0)) if self.can("snapshot") else 0.0),
             ("write", self.mix.writes + (3.0 if self.mix.writes and not m.overlay else 0.0)),
             ("revert", (3.0 if n else 0.3 if wild else 0.0) if self.can("revert") else 0.0),
-            ("delete", (4.0 if n >= 3 else 1.5 if n else 0.3 if wild else 0.0) if self.can("delete") else 0.0),
+            ("delete", ((5.0 if n >= 3 else 1.5 if n else 0.3 if wild else 0.0) + (3.0 if branching else 0.0))
+             if self.can("delete") else 0.0),
             ("power", self.mix.power + (0.5 if wild and self.power_tags else 0.0)),
             ("delete-all", 0.3 if n >= 3 and self.can("delete-all") else 0.0),
         ]
@@ -161,7 +164,7 @@ class HistoryGenerator:
     def write(self, data: st.DataObject) -> ops.Write:
         # a few hot blocks, so that a snapshot and its child often write the same block
         hot = min(2, self.model.blocks)
-        block = (one_of(data, range(hot), "hot block") if chance(data, 0.75, "hot")
+        block = (one_of(data, range(hot), "hot block") if chance(data, 0.8, "hot")
                  else one_of(data, range(self.model.blocks), "block"))
         values = self.driver.values[1:] or self.driver.values
         return ops.Write(block, one_of(data, values, "value"))
@@ -181,7 +184,8 @@ class HistoryGenerator:
             return (one_of(data, preferred, f"{tag} flag"),)
         if wild:
             count = pick(data, [(0, 1.0), (1, 2.0), (2, 1.0)], f"{tag} flag count")
-        else:
+        else:  # flags the system refuses outright are for the steps meant to be refused
+            available = sorted(set(available) & self.profile.accepted_flags(tag)) or available
             count = 1 if chance(data, self.mix.flags, f"{tag} flags?") else 0
         chosen: list[str] = []
         for _ in range(count):
@@ -191,7 +195,8 @@ class HistoryGenerator:
         return tuple(chosen)
 
     def snapshot(self, data: st.DataObject, wild: bool) -> ops.CreateSnapshot:
-        taken = set(self.model.by_name)
+        # names this history gave (an unnamed snapshot's clock name is the model's, not the system's)
+        taken = self.given & set(self.model.by_name)
         if chance(data, self.mix.unnamed, "unnamed"):
             name: str | None = None
         elif chance(data, self.mix.awkward, "awkward"):
@@ -211,6 +216,8 @@ class HistoryGenerator:
                   if self.driver.memory_choice else None)
         description = (one_of(data, DESCRIPTIONS, "description")
                        if chance(data, self.mix.descriptions, "described") else "")
+        if name is not None:
+            self.given.add(self.profile.stored_name(name))
         return ops.CreateSnapshot(name=name, memory=memory, description=description,
                                   flags=self.flags(data, "snapshot", wild))
 
@@ -221,7 +228,7 @@ class HistoryGenerator:
             return ops.Revert(flags=self.flags(data, "revert", wild))
         snaps = list(self.model.snapshots.values())
         target = self.choose(data, [
-            ("inner", [s for s in snaps if s.children], 3.0),  # the next create branches
+            ("inner", [s for s in snaps if s.children], 4.0),  # the next create branches
             ("leaf", [s for s in snaps if not s.children], 1.5),
             ("shared name", self.shared_names(), 2.0),
             ("order-dependent name", self.order_dependent_names(), 4.0),
@@ -239,19 +246,25 @@ class HistoryGenerator:
         shapes = [
             ("two children", [s for s in snaps if len(s.children) >= 2], 5.0),
             ("current with children", [current] if current is not None and current.children else [], 5.0),
-            ("one child", [s for s in snaps if len(s.children) == 1], 2.0),
-            ("overlapping child", [s for s in snaps if any(c.delta.keys() & s.delta.keys() for c in s.children)], 3.0),
-            ("leaf", [s for s in snaps if not s.children], 1.0),
+            ("one child", [s for s in snaps if len(s.children) == 1], 1.0),
+            ("overlapping child", [s for s in snaps if any(c.delta.keys() & s.delta.keys() for c in s.children)], 5.0),
+            ("leaf", [s for s in snaps if not s.children], 0.5),
             ("shared name", self.shared_names(), 1.0),
             ("order-dependent name", self.order_dependent_names(), 3.0),
-            ("any", snaps, 1.0),
+            ("any", snaps, 0.5),
         ]
         subtree_flags = frozenset(self.driver.flags.get("delete", ())) & SUBTREE_FLAGS
-        if subtree_flags and holding_current:
+        if subtree_flags:
             shapes.append(("subtree holding current", holding_current, 1.5))
+            shapes.append(("deep subtree", [s for s in snaps if any(c.children for c in s.children)], 1.5))
         shape, target = self.choose_shape(data, shapes)
-        wanted = subtree_flags if shape == "subtree holding current" else frozenset()
-        return ops.Delete(**self.address(data, target, "delete"), flags=self.flags(data, "delete", wild, wanted))
+        if shape in ("subtree holding current", "deep subtree"):
+            flags = self.flags(data, "delete", wild, subtree_flags)
+        elif shape == "two children" and not wild:
+            flags = ()  # the seed's question: the merge into every child
+        else:
+            flags = self.flags(data, "delete", wild)
+        return ops.Delete(**self.address(data, target, "delete"), flags=flags)
 
     # -- targets -----------------------------------------------------------------------------
 
@@ -271,7 +284,7 @@ class HistoryGenerator:
             return []
         walk = list(m.preorder())
         end = walk.index(m.current) + len(m.subtree(m.current))
-        return sorted({s.name for s in walk[end:]} - {s.name for s in walk[:end]})
+        return sorted(({s.name for s in walk[end:]} - {s.name for s in walk[:end]}) & self.given)
 
     def shared_names(self) -> list[Snapshot]:
         """Snapshots whose name another one has too: addressed by name, the profile's lookup decides."""

@@ -62,14 +62,13 @@ def applicable(profile: Profile, operations: frozenset[str]) -> list[Situation]:
     """The general situations and the profile's own rules (each flag it accepts) that a driver
     with these operations can reach under this profile."""
     found = [s for s in SITUATIONS if s.applies(profile, operations)]
-    for tag, flags in (("snapshot", profile.create_flags), ("revert", profile.revert_flags),
-                       ("delete", profile.delete_flags)):
+    for tag in ("snapshot", "revert", "delete"):
         if tag in operations:
             found.extend(Situation(f"{tag}[{flag}]", f"{tag} with flag {flag}", lambda p, o: True)
-                         for flag in sorted(flags))
+                         for flag in sorted(profile.accepted_flags(tag)))
     if "revert" in operations and profile.revert_to_current:
         found.append(Situation("revert-current", "revert to the current snapshot (no name)", lambda p, o: True))
-    if "delete-all" in operations:
+    if "delete-all" in operations and profile.supports("delete-all"):
         found.append(Situation("delete-all", "remove every snapshot", lambda p, o: True))
     if "snapshot" in operations and profile.duplicates != "allow":
         found.append(Situation(f"duplicate-{profile.duplicates}", f"create over an existing name ({profile.duplicates})",

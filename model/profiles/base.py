@@ -57,6 +57,11 @@ class Profile:
             return type(self).delete_all is not Profile.delete_all
         return True
 
+    def accepted_flags(self, tag: str) -> frozenset[str]:
+        """The flags of an operation ("snapshot", "revert", "delete") that the system does not
+        refuse outright (libvirt knows flags that a driver then rejects)."""
+        return {"snapshot": self.create_flags, "revert": self.revert_flags, "delete": self.delete_flags}[tag]
+
     def apply(self, m: Machine, op: ops.Operation) -> Snapshot | None:
         if isinstance(op, ops.Write):
             self.write(m, op)

@@ -84,6 +84,10 @@ class Libvirt(Profile):
     supported_delete: frozenset[str] = frozenset({"children", "children-only"})
     supported_revert: frozenset[str] = frozenset({"running", "paused", "force"})
 
+    def accepted_flags(self, tag: str) -> frozenset[str]:
+        # the rest are virCheckFlags refusals of this driver
+        return {"snapshot": self.supported_create, "revert": self.supported_revert, "delete": self.supported_delete}[tag]
+
     def not_found(self, ref: str, purpose: str) -> ModelError:
         return ModelError(NOT_FOUND, f"Domain snapshot not found: no domain snapshot with matching name '{ref}'")
 
