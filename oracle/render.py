@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from snaptree.model import ops
+from snaptree.model import notation, ops
 from snaptree.model.scenario import Run, StepResult
 
 PASS, FAIL = "✓", "✗"
@@ -27,7 +27,7 @@ def run_json(run: Run, file: str) -> dict[str, Any]:
                               for e, problems in r.failures]}
             for r in run.steps
         ],
-        "final": run.steps[-1].state if run.steps else None,
+        "final": run.final(),
     }
 
 
@@ -45,7 +45,7 @@ def run_text(run: Run, file: str, verbose_tree: bool = True) -> str:
     previous_tree = None
     for r in run.steps:
         out.append(step_line(r))
-        if verbose_tree and r.tree != previous_tree and not r.outcome.skipped:
+        if verbose_tree and r.tree is not None and r.tree != previous_tree and not r.outcome.skipped:
             out.extend("       " + line for line in r.tree.splitlines())
             previous_tree = r.tree
         for expect, problems in r.failures:
@@ -73,7 +73,7 @@ def compare_text(runs: list[Run], file: str) -> str:
     if scenario.description:
         out.append(f"  {scenario.description}")
     names = [run.profile for run in runs]
-    widths = [max(len(name), *(len(r.outcome.brief()) for r in run.steps)) for name, run in zip(names, runs, strict=True)]
+    widths = [max([len(name), *(len(r.outcome.brief()) for r in run.steps)]) for name, run in zip(names, runs, strict=True)]
     descriptions = [ops.describe(step.op) for step in scenario.steps]
     first = max([len("step"), *(len(d) + 5 for d in descriptions)])
     out.append("")
@@ -83,14 +83,13 @@ def compare_text(runs: list[Run], file: str) -> str:
         row = "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
         out.append(f"{i + 1:>3}. {description:<{first - 5}}  {row}")
     for run in runs:
-        final = run.steps[-1] if run.steps else None
+        state = run.final()
         out.append("")
         verdict = "" if not run.expectations else f"  [{'expectations hold' if run.passed else 'EXPECTATION FAILED'}]"
         out.append(f"== {run.profile}{verdict}")
-        if final is None:
+        if state is None:
             continue
-        out.extend("   " + line for line in final.tree.splitlines())
-        state = final.state
+        out.extend("   " + line for line in notation.text(run.machine).splitlines())
         by_id = {s["id"]: s["name"] for s in state["snapshots"]}
         current = by_id.get(state["current"], "none") if run.machine.profile.tree else "(not recorded)"
         out.append(f"   power {state['power']}, current snapshot {current}")
