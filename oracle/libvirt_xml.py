@@ -61,19 +61,18 @@ def virsh_tree(observation: dict[str, Any]) -> str:
         parent = s["parent"] if s["parent"] in names else None
         children.setdefault(parent, []).append(s)
     lines: list[str] = []
-
-    def walk(node: dict[str, Any], indent: str, last: bool, root: bool) -> None:
+    # (snapshot, indent, last among its siblings, a root): a stack, not recursion, so that a
+    # chain 1,000 snapshots deep prints as virsh prints it
+    stack = [(s, "", True, True) for s in reversed(children.get(None, []))]  # a root is its own "last device"
+    while stack:
+        node, indent, last, root = stack.pop()
         lines.append(f"{indent}{'' if root else '+- '}{node['name']}")
         if not root:
             indent += (" " if last else "|") + " "
         kids = children.get(node["id"], [])
         if kids:
             lines.append(f"{indent}  |")
-        for i, kid in enumerate(kids):
-            walk(kid, indent + "  ", i == len(kids) - 1, False)
-        if not kids and last:
+        elif last:
             lines.append(indent)
-
-    for s in children.get(None, []):
-        walk(s, "", True, True)  # vshTreePrint: a root is its own "last device"
+        stack.extend((kid, indent + "  ", i == len(kids) - 1, False) for i, kid in reversed(list(enumerate(kids))))
     return "".join(line + "\n" for line in lines)
