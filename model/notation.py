@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 
+from .escape import printable
 from .machine import Machine, Snapshot
 
 # graph keys for the two nodes that are not snapshots (tuples never clash with an id)
@@ -81,7 +82,7 @@ def text(m: Machine) -> str:
     while stack:
         node, line, start = stack.pop()
         number += 1
-        label = "current" if isinstance(node, tuple) else name[node.id]
+        label = "current" if isinstance(node, tuple) else printable(name[node.id])
         line.append(f" <--{number}-- {label}")
         end = start + len(line[-1])
         kids = [] if isinstance(node, tuple) else below(node, line, end - len(label), end)

@@ -18,6 +18,7 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from snaptree.model import ops
+from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from .driver import Driver
@@ -176,7 +177,9 @@ def write_counterexample(divergence: Divergence, driver: str, profile: str, bloc
 
 
 def divergence_report(divergence: Divergence, driver: str) -> str:
-    """The history side by side, then each difference at the step where they part ways."""
+    """The history side by side, then each difference at the step where they part ways
+    (what came from the driver or the user escaped, as every text output)."""
+    driver = printable(driver)
     width = max(len(ops.describe(s.op)) for s in divergence.history) + 2
     lines = [f"  {'step':<{width + 5}}{'model':<24}{driver}"]
     for i, s in enumerate(divergence.history, 1):
@@ -186,11 +189,11 @@ def divergence_report(divergence: Divergence, driver: str) -> str:
         lines.append(f"  {i:>3}. {ops.describe(s.op):<{width}}{model_side:<24}{driver_side}{mark}")
     last = divergence.history[-1]
     if not last.model.ok:
-        lines.append(f"  model's message:  {last.model.message}")
+        lines.append(f"  model's message:  {printable(str(last.model.message))}")
     if not last.driver.ok:
-        lines.append(f"  driver's message: {last.driver.message}")
-    lines.append(f"  first difference after step {len(divergence.history)}: {divergence.differences[0]}")
-    lines.extend(f"  also: {d}" for d in divergence.differences[1:6])
+        lines.append(f"  driver's message: {printable(str(last.driver.message))}")
+    lines.append(f"  first difference after step {len(divergence.history)}: {printable(str(divergence.differences[0]))}")
+    lines.extend(f"  also: {printable(str(d))}" for d in divergence.differences[1:6])
     if len(divergence.differences) > 6:
         lines.append(f"  ... and {len(divergence.differences) - 6} more")
     return "\n".join(lines)

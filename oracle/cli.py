@@ -8,6 +8,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES, Machine, notation, observe, ops
+from snaptree.model.escape import printable
 from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import libvirt_xml, render, scenario_files
@@ -92,14 +94,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     trees = args.format == "text" and not args.quiet
     runs = [(path, run(scenario, profile, trees=trees)) for path, scenario in scenarios for profile in profiles]
     if args.format == "json":
-        print(json.dumps([render.run_json(r, path) for path, r in runs], indent=2, ensure_ascii=False))
+        print(_json([render.run_json(r, path) for path, r in runs]))
     else:
         for path, r in runs:
             print(render.run_text(r, path, verbose_tree=not args.quiet) if not args.quiet or not r.passed
-                  else f"PASS {path} under {r.profile}: {r.expectations} expectations hold")
+                  else f"PASS {printable(path)} under {r.profile}: {r.expectations} expectations hold")
         failed = [path for path, r in runs if not r.passed]
         print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
     return EXIT_OK if all(r.passed for _, r in runs) else EXIT_FAILED
+
+
+def _json(data: Any) -> str:
+    """JSON output keeps names exact; a lone surrogate (a file name's undecodable byte) is
+    written as its \\u escape, exact JSON as well, since stdout could not encode it."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -108,8 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     profiles = _profile_list(args.profiles) if args.profiles is not None else list(PROFILES)
     runs: list[Run] = [run(scenario, name) for name in profiles]
     if args.format == "json":
-        print(json.dumps({"file": path, "title": scenario.title, "profiles": {
-            r.profile: render.run_json(r, path) for r in runs}}, indent=2, ensure_ascii=False))
+        print(_json({"file": path, "title": scenario.title, "profiles": {r.profile: render.run_json(r, path) for r in runs}}))
     else:
         print(render.compare_text(runs, path))
     return EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED
@@ -236,9 +244,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                              f"({ops.describe(step.op)}): {problem}")
     lockstep, divergence = replay(driver, scenario)
     if divergence is None:
-        print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of {args.file}")
+        print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of "
+              f"{printable(args.file)}")
         return EXIT_OK
-    print(f"DIVERGES: driver {cls.name} and profile {profile} on {args.file}")
+    print(f"DIVERGES: driver {cls.name} and profile {profile} on {printable(args.file)}")
     print(divergence_report(divergence, cls.name))
     return EXIT_FAILED
 
@@ -443,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a full disk shows here, not at exit
         return code
     except (UsageError, ScenarioError, DriverUnavailable) as error:
-        print(f"snaptree: {error}", file=sys.stderr)
+        print(f"snaptree: {printable(str(error))}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         _drop_stdout()
