@@ -3,6 +3,7 @@ shrunk divergence into a report and a scenario file that replays."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections import Counter
@@ -166,14 +167,33 @@ def counterexample(divergence: Divergence, driver: str, profile: str, blocks: in
 
 
 def write_counterexample(divergence: Divergence, driver: str, profile: str, blocks: int, out: str,
-                         seed: int | None) -> Path:
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+                         seed: int | None) -> Path | None:
+    """Write the counterexample into the folder ``out`` under a new name: created exclusively,
+    with -2, -3, ... after the second, so that checks finishing in the same second never
+    overwrite each other's.  If it cannot be written, it goes to stderr rather than be lost,
+    and None comes back."""
+    data = counterexample(divergence, driver, profile, blocks, seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe_driver = "".join(c if c.isalnum() or c in "-_" else "_" for c in driver)
-    path = folder / f"counterexample-{safe_driver}-{profile}-{stamp}.xml"
-    path.write_bytes(counterexample(divergence, driver, profile, blocks, seed))
-    return path
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            path = Path(out) / f"counterexample-{safe_driver}-{profile}-{stamp}{'' if n == 1 else f'-{n}'}.xml"
+            try:
+                file = path.open("xb")
+            except FileExistsError:
+                continue
+            with file:
+                try:
+                    file.write(data)
+                except OSError:
+                    path.unlink()  # no half a scenario
+                    raise
+            return path
+    except OSError as error:
+        sys.stderr.write(f"snaptree: cannot write the counterexample into {printable(out)}: "
+                         f"{error.strerror or error}; here it is:\n{data.decode()}")
+    return None
 
 
 def divergence_report(divergence: Divergence, driver: str) -> str:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
@@ -192,13 +193,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check, divergence_report, junit_xml
 
     cls, profile, options = _driver_class(args)
+    _check_writable(args.out, "--out", folder=True)  # before the work, not after it
+    if args.junit:
+        _check_writable(args.junit, "--junit", folder=False)
+    if args.database != "none":
+        _check_writable(args.database, "--database", folder=True)
     result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
                    database=None if args.database == "none" else args.database, out=args.out, options=options,
                    progress=None if args.format == "json" else sys.stderr, spec=args.driver)
     stats = result.stats
+    unwritten = []  # outputs that still failed: reported after the verdict, which is not lost
+    if result.divergence is not None and result.scenario_path is None:
+        unwritten.append(f"the counterexample was not written into {args.out} (it is above)")
     if args.junit:
-        with open(args.junit, "w", encoding="utf-8") as junit:
-            junit.write(junit_xml([result]))
+        try:
+            with open(args.junit, "w", encoding="utf-8") as junit:
+                junit.write(junit_xml([result]))
+        except OSError as error:
+            unwritten.append(f"cannot write --junit {args.junit}: {error.strerror or error}")
     if args.format == "json":
         report: dict[str, Any] = {
             "driver": cls.name, "profile": profile, "conforms": result.conforms, "flaky": result.flaky,
@@ -208,7 +220,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         }
         if result.divergence is not None:
             report["differences"] = [str(d) for d in result.divergence.differences]
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(_json(report))
     else:
         operations = ", ".join(f"{tag} {count}" for tag, count in stats.operations.most_common())
         errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
@@ -222,10 +234,35 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"DIVERGES: driver {cls.name} and profile {profile} part ways"
                   + (" (flaky: the driver did not fail the same way twice)" if result.flaky else ""))
             print(divergence_report(result.divergence, cls.name))
-            print(f"scenario: {result.scenario_path}")
-            print(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
-                  + (f" --uri '{args.uri}'" if args.uri else ""))
+            if result.scenario_path is not None:
+                print(printable(f"scenario: {result.scenario_path}"))
+                print(printable(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
+                                + (f" --uri '{args.uri}'" if args.uri else "")))
+    for problem in unwritten:
+        print(f"snaptree: {printable(problem)}", file=sys.stderr)
+    if unwritten:
+        return EXIT_BAD_INPUT
     return EXIT_OK if result.conforms else EXIT_FAILED
+
+
+def _check_writable(path: str, option: str, folder: bool) -> None:
+    """Refuse an output that cannot be written before a check that may take hours, rather
+    than lose its result after it: an existing file or folder must be of the right kind and
+    writable; a new one's nearest existing folder (its own folder, for a file) writable."""
+    target = Path(path).absolute()
+    if target.exists():
+        if target.is_dir() != folder:
+            raise UsageError(f"{option} {path}: {'not a directory' if folder else 'is a directory'}")
+        if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+            raise UsageError(f"{option} {path}: not writable")
+        return
+    parent = target.parent
+    while folder and not parent.exists():  # a folder is made with its parents
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot create it, {parent} is not writable")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
