@@ -452,6 +452,18 @@ def test_bad_outputs_are_refused_before_the_work(refuser: type[Refuser], tmp_pat
     assert refuser.setups == 0, "nothing ran"
 
 
+def test_default_out_in_an_unwritable_folder(refuser: type[Refuser], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relative default snaptree-out where the working folder takes no new entry (as
+    root every folder is writable, so the answer of access(2) is what is replaced here)."""
+    monkeypatch.chdir(tmp_path)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path and access(path, mode))
+    code, out, err = run_cli(capsys, *CHECK, "--driver", f"{__name__}:Refuser")
+    assert "not writable" in assert_one_line_error(code, err, out)
+    assert refuser.setups == 0 and not list(tmp_path.iterdir())
+
+
 def test_counterexample_that_cannot_be_written_goes_to_stderr(refuser: type[Refuser], tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
