@@ -104,16 +104,10 @@ class Machine:
         """The candidate a depth-first, pre-order walk of the tree meets first."""
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
-        return min(candidates, key=self._preorder_key)
-
-    def _preorder_key(self, node: Snapshot) -> list[int]:
-        key = []
-        while node.parent is not None:
-            key.append(node.parent.children.index(node))
-            node = node.parent
-        key.append(self.roots.index(node))
-        key.reverse()
-        return key
+        # the walk itself, up to the first hit: at most the tree's size, where a key per
+        # candidate (its path of sibling indexes) costs candidates x depth, quadratic in a chain
+        wanted = set(candidates)
+        return next(node for node in self.preorder() if node in wanted)
 
     def preorder(self) -> Iterator[Snapshot]:
         stack = list(reversed(self.roots))
@@ -160,6 +154,16 @@ class Machine:
             for block, value in layer.items():
                 seen.setdefault(block, value)
         return {block: value for block, value in sorted(seen.items()) if value != EMPTY}
+
+    def views(self) -> dict[str, dict[int, str]]:
+        """Every snapshot's :meth:`view`, by id in creation order.  Each is built from its
+        parent's, so all of them cost the size of the result, not depth x snapshots."""
+        reads: dict[str, dict[int, str]] = {}  # every block written up to a point, empty ones too
+        for node in self.preorder():
+            inherited = reads[node.parent.id] if node.parent is not None else {}
+            reads[node.id] = {**inherited, **node.delta}
+        return {sid: {block: value for block, value in sorted(reads[sid].items()) if value != EMPTY}
+                for sid in self.snapshots}
 
     # -- mechanics -------------------------------------------------------------------------
 

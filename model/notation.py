@@ -11,9 +11,11 @@ followed by ``#id``.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import networkx as nx
 
+from .escape import printable
 from .machine import Machine, Snapshot
 
 # graph keys for the two nodes that are not snapshots (tuples never clash with an id)
@@ -27,32 +29,35 @@ def labels(m: Machine) -> dict[str, str]:
             for s in m.snapshots.values()}
 
 
+def _resting_on(m: Machine, node: Snapshot | tuple[str]) -> list[Snapshot | tuple[str]]:
+    """What rests on ``node`` (a snapshot, or BASE), in the seed's order: its children, then
+    the running state (CURRENT) if it is based on it.  Overlays are numbered in a pre-order
+    walk of this."""
+    kids: list[Snapshot | tuple[str]] = list(m.roots if isinstance(node, tuple) else node.children)
+    if m.current is (None if isinstance(node, tuple) else node):
+        kids.append(CURRENT)
+    return kids
+
+
 def graph(m: Machine) -> nx.DiGraph:
     """Snapshots, ``base`` and ``current`` as nodes; an edge from each child to its parent,
     labelled with its overlay's number and size."""
     g = nx.DiGraph()
     name = labels(m)
     g.add_node(BASE, kind="base", label="base")
+    # a stack rather than recursion, for trees 1,000 snapshots deep
+    stack: list[tuple[Snapshot | tuple[str], object]] = [(kid, BASE) for kid in reversed(_resting_on(m, BASE))]
     number = 0
-
-    def add(node: Snapshot | None, parent: object) -> None:
-        nonlocal number
+    while stack:
+        node, parent = stack.pop()
         number += 1
-        if node is None:
+        if isinstance(node, tuple):
             g.add_node(CURRENT, kind="current", label="current")
             g.add_edge(CURRENT, parent, overlay=number, blocks=len(m.overlay))
-            return
+            continue
         g.add_node(node.id, kind="snapshot", label=name[node.id], memory=node.memory is not None, state=node.state)
         g.add_edge(node.id, parent, overlay=number, blocks=len(node.delta))
-        for child in node.children:
-            add(child, node.id)
-        if m.current is node:
-            add(None, node.id)
-
-    for root in m.roots:
-        add(root, BASE)
-    if m.current is None:
-        add(None, BASE)
+        stack.extend((kid, node.id) for kid in reversed(_resting_on(m, node)))
     return g
 
 
@@ -61,23 +66,30 @@ def text(m: Machine) -> str:
     if not m.profile.tree:
         table = "  ".join(f"{s.id}:{s.name!r}" for s in m.snapshots.values()) or "(no snapshots)"
         return f"table: {table}\nbase ... <-- current"
-    g = graph(m)
+    name = labels(m)
     lines: list[str] = []
+    number = 0  # the same pre-order walk as graph()'s, so the same overlay numbers
 
-    def draw(node: object, line: str) -> None:
-        # ``line`` already ends with this node's name; children continue to the right
-        kids = sorted(g.predecessors(node), key=lambda k: g.edges[k, node]["overlay"])
-        column = len(line) - len(_label(g, node))
-        for i, kid in enumerate(kids):
-            arrow = f" <--{g.edges[kid, node]['overlay']}-- {_label(g, kid)}"
-            if i == 0:
-                draw(kid, line + arrow)
-            else:
-                draw(kid, " " * column + "+" + arrow)
-        if not kids:
-            lines.append(line)
+    def below(node: Snapshot | tuple[str], line: list[str], column: int, end: int) -> list[tuple[Any, list[str], int]]:
+        # the first kid continues the line (which is ``end`` long), the others start a line
+        # with "+" under the label at ``column``
+        return [(kid, line, end) if i == 0 else (kid, [" " * column + "+"], column + 1)
+                for i, kid in reversed(list(enumerate(_resting_on(m, node))))]
 
-    draw(BASE, "base")
+    # (what to draw, the pieces of the line it continues, that line's length); pieces are
+    # joined once per line, so a chain costs its length (no recursion, no string rebuilt per node)
+    stack = below(BASE, ["base"], 0, len("base"))
+    while stack:
+        node, line, start = stack.pop()
+        number += 1
+        label = "current" if isinstance(node, tuple) else printable(name[node.id])
+        line.append(f" <--{number}-- {label}")
+        end = start + len(line[-1])
+        kids = [] if isinstance(node, tuple) else below(node, line, end - len(label), end)
+        if kids:
+            stack.extend(kids)
+        else:
+            lines.append("".join(line))
     return "\n".join(lines)
 
 

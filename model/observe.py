@@ -48,7 +48,7 @@ def observe(m: Machine, views: bool = True) -> dict[str, Any]:
     if views:
         result["views"] = {
             "current": _json_view(m.view(None)),
-            "snapshots": {s.id: _json_view(m.view(s)) for s in m.snapshots.values()},
+            "snapshots": {sid: _json_view(view) for sid, view in m.views().items()},
         }
     return result
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .escape import printable
+
 
 @dataclass(frozen=True)
 class Write:
@@ -81,7 +83,8 @@ POWER_OPS = (Start, Pause, Resume, Shutdown, Suspend)
 
 
 def describe(op: Operation) -> str:
-    """A short human-readable form, as shown in step listings: ``delete B [children]``."""
+    """A short human-readable form, as shown in step listings: ``delete B [children]``
+    (names escaped as :func:`~snaptree.model.escape.printable` shows them)."""
     if isinstance(op, Write):
         return f"write {op.block}={op.value!r}"
     if isinstance(op, CreateSnapshot):
@@ -95,4 +98,4 @@ def describe(op: Operation) -> str:
         return op.tag
     if op.flags:
         words.append("[" + " ".join(op.flags) + "]")
-    return " ".join(words)
+    return printable(" ".join(words))

@@ -18,6 +18,10 @@ from .observe import observe
 from .profiles import PROFILES, get_profile
 
 DEFAULT_BLOCKS = 16
+# Scenario files may come from anyone: the size bounds what parsing them takes (lxml's tree is
+# ~80x the file), the steps what running them takes (`run` draws the tree after each step).
+MAX_BYTES = 4 * 1024 * 1024
+MAX_STEPS = 5000
 SIMPLE_OPS = {cls.tag: cls for cls in ops.POWER_OPS + (ops.DeleteAll,)}
 
 
@@ -40,6 +44,12 @@ class Expect:
 
     def applies_to(self, profile: str) -> bool:
         return not self.profiles or profile in self.profiles
+
+    @property
+    def reads_state(self) -> bool:
+        """It checks more than the step's outcome (so the state after the step is observed)."""
+        return any(value is not None for value in (self.current, self.power, self.ram, self.count)) or bool(
+            self.snapshots or self.absent or self.views)
 
 
 @dataclass
@@ -71,6 +81,8 @@ def safe_parser() -> etree.XMLParser:
 
 def parse_xml(data: bytes) -> etree._Element:
     """The root element; a DOCTYPE is refused, since scenario files need no DTD or entities."""
+    if len(data) > MAX_BYTES:
+        raise ScenarioError(f"larger than the {MAX_BYTES // 2**20} MiB a scenario file may have")
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
@@ -105,6 +117,8 @@ def from_element(root: etree._Element) -> Scenario:
             if not scenario.steps:
                 raise ScenarioError(f"line {element.sourceline}: <expect> must follow a step")
             scenario.steps[-1].expects.append(_expect(element, scenario.blocks))
+        elif len(scenario.steps) == MAX_STEPS:
+            raise ScenarioError(f"line {element.sourceline}: more than the {MAX_STEPS} steps a scenario may have")
         else:
             scenario.steps.append(Step(_operation(element), _line(element),
                                        profiles=_profiles(element)))
@@ -228,8 +242,8 @@ class StepResult:
     index: int
     step: Step
     outcome: Outcome
-    state: dict[str, Any]  # observation after the step
-    tree: str  # the seed's notation after the step
+    state: dict[str, Any] | None  # observation after the step, where an expectation reads it
+    tree: str | None  # the seed's notation after the step, if asked for
     failures: list[tuple[Expect, list[str]]]  # per checked expectation, what did not hold
 
     @property
@@ -252,9 +266,16 @@ class Run:
     def expectations(self) -> int:
         return sum(len(step.failures) for step in self.steps)
 
+    def final(self) -> dict[str, Any] | None:
+        """The observation after the last step (None without steps)."""
+        return observe(self.machine) if self.steps else None
 
-def run(scenario: Scenario, profile: str | None = None) -> Run:
-    """Run every step on a fresh model machine and check the expectations that apply."""
+
+def run(scenario: Scenario, profile: str | None = None, trees: bool = False) -> Run:
+    """Run every step on a fresh model machine and check the expectations that apply; with
+    ``trees``, draw the tree after every step.  The state is observed only after steps whose
+    expectations read it: observing costs the tree's size, so doing it after every step of a
+    long scenario would be quadratic."""
     from .notation import text
 
     name = profile or scenario.profile
@@ -262,14 +283,16 @@ def run(scenario: Scenario, profile: str | None = None) -> Run:
     results = []
     for index, step in enumerate(scenario.steps, 1):
         outcome = apply(m, step.op) if step.applies_to(name) else Outcome(True, skipped=True)
-        state = observe(m)
-        checked = [(e, check(e, outcome, state)) for e in step.expects if e.applies_to(name)]
-        results.append(StepResult(index, step, outcome, state, text(m), checked))
+        expects = [e for e in step.expects if e.applies_to(name)]
+        state = observe(m, views=any(e.views for e in expects)) if any(e.reads_state for e in expects) else None
+        checked = [(e, check(e, outcome, state)) for e in expects]
+        results.append(StepResult(index, step, outcome, state, text(m) if trees else None, checked))
     return Run(scenario, name, results, m)
 
 
-def check(expect: Expect, outcome: Outcome, state: dict[str, Any]) -> list[str]:
-    """What in ``expect`` does not hold after a step with this outcome and resulting state."""
+def check(expect: Expect, outcome: Outcome, state: dict[str, Any] | None) -> list[str]:
+    """What in ``expect`` does not hold after a step with this outcome and resulting state
+    (which may be None when the expectation does not read it)."""
     problems = []
     if expect.error is not None:
         if outcome.ok:
@@ -278,6 +301,9 @@ def check(expect: Expect, outcome: Outcome, state: dict[str, Any]) -> list[str]:
             problems.append(f"expected error {expect.error}, got {outcome.kind}: {outcome.message}")
     elif not outcome.ok:
         problems.append(f"expected success, got {outcome.kind}: {outcome.message}")
+    if not expect.reads_state:
+        return problems
+    assert state is not None, "an expectation that reads the state was given none"
     snapshots = state["snapshots"]
     by_id = {s["id"]: s for s in snapshots}
     if expect.current is not None:

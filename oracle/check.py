@@ -3,6 +3,7 @@ shrunk divergence into a report and a scenario file that replays."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from hypothesis.internal.conjecture import providers
 from hypothesis.stateful import run_state_machine_as_test
 
 from snaptree.model import get_profile, ops
+from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from .driver import Driver
@@ -220,14 +222,33 @@ def counterexample(divergence: Divergence, driver: str, profile: str, blocks: in
 
 
 def write_counterexample(divergence: Divergence, driver: str, profile: str, blocks: int, out: str,
-                         seed: int | None) -> Path:
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+                         seed: int | None) -> Path | None:
+    """Write the counterexample into the folder ``out`` under a new name: created exclusively,
+    with -2, -3, ... after the second, so that checks finishing in the same second never
+    overwrite each other's.  If it cannot be written, it goes to stderr rather than be lost,
+    and None comes back."""
+    data = counterexample(divergence, driver, profile, blocks, seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe_driver = "".join(c if c.isalnum() or c in "-_" else "_" for c in driver)
-    path = folder / f"counterexample-{safe_driver}-{profile}-{stamp}.xml"
-    path.write_bytes(counterexample(divergence, driver, profile, blocks, seed))
-    return path
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            path = Path(out) / f"counterexample-{safe_driver}-{profile}-{stamp}{'' if n == 1 else f'-{n}'}.xml"
+            try:
+                file = path.open("xb")
+            except FileExistsError:
+                continue
+            with file:
+                try:
+                    file.write(data)
+                except OSError:
+                    path.unlink()  # no half a scenario
+                    raise
+            return path
+    except OSError as error:
+        sys.stderr.write(f"snaptree: cannot write the counterexample into {printable(out)}: "
+                         f"{error.strerror or error}; here it is:\n{data.decode()}")
+    return None
 
 
 def summary_json(result: CheckResult) -> dict[str, Any]:
@@ -269,7 +290,9 @@ def summary_text(result: CheckResult) -> str:
 
 
 def divergence_report(divergence: Divergence, driver: str) -> str:
-    """The history side by side, then each difference at the step where they part ways."""
+    """The history side by side, then each difference at the step where they part ways
+    (what came from the driver or the user escaped, as every text output)."""
+    driver = printable(driver)
     width = max(len(ops.describe(s.op)) for s in divergence.history) + 2
     lines = [f"  {'step':<{width + 5}}{'model':<24}{driver}"]
     for i, s in enumerate(divergence.history, 1):
@@ -279,11 +302,11 @@ def divergence_report(divergence: Divergence, driver: str) -> str:
         lines.append(f"  {i:>3}. {ops.describe(s.op):<{width}}{model_side:<24}{driver_side}{mark}")
     last = divergence.history[-1]
     if not last.model.ok:
-        lines.append(f"  model's message:  {last.model.message}")
+        lines.append(f"  model's message:  {printable(str(last.model.message))}")
     if not last.driver.ok:
-        lines.append(f"  driver's message: {last.driver.message}")
-    lines.append(f"  first difference after step {len(divergence.history)}: {divergence.differences[0]}")
-    lines.extend(f"  also: {d}" for d in divergence.differences[1:6])
+        lines.append(f"  driver's message: {printable(str(last.driver.message))}")
+    lines.append(f"  first difference after step {len(divergence.history)}: {printable(str(divergence.differences[0]))}")
+    lines.extend(f"  also: {printable(str(d))}" for d in divergence.differences[1:6])
     if len(divergence.differences) > 6:
         lines.append(f"  ... and {len(divergence.differences) - 6} more")
     return "\n".join(lines)

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import inspect
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlparse
 
-from snaptree.model import PROFILES, Machine, notation, observe
+from snaptree.model import PROFILES, Machine, notation, observe, ops
+from snaptree.model.escape import printable
 from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import libvirt_xml, render, scenario_files
 from .driver import Driver, DriverUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# how writing to a full or failing output (> /dev/full, a full disk) fails; files snaptree
+# writes itself report their own errors
+OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 class UsageError(Exception):
@@ -33,38 +44,81 @@ def _positive(text: str) -> int:
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, as every other input error, instead of argparse's usage block."""
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _profile_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"no profile named in '{text}' (known: {', '.join(PROFILES)})")
     for name in names:
         if name not in PROFILES:
             raise UsageError(f"unknown profile '{name}' (known: {', '.join(PROFILES)})")
     return names
 
 
+def _one_profile(text: str | None) -> str | None:
+    """--profile of the commands that work under one profile."""
+    if text is None:
+        return None
+    names = _profile_list(text)
+    if len(names) > 1:
+        raise UsageError(f"--profile takes one profile, not '{text}' (`snaptree run --profile a,b` runs under each, "
+                         "`snaptree compare --profiles a,b` shows them side by side)")
+    return names[0]
+
+
+def _uri(text: str) -> str:
+    """The libvirt URIs the libvirt driver can use; anything else of libvirt's fails there
+    with a message of its own.  A test:///FILE would make libvirt parse FILE as its config
+    and quote it in the error; a relative embed root is refused only when the first example
+    starts."""
+    if text.startswith("test:") and text != "test:///default":
+        raise argparse.ArgumentTypeError(f"'{text}': the test driver runs as test:///default (snaptree defines "
+                                         "its own domain)")
+    if text.startswith("qemu:///embed"):
+        root = parse_qs(urlparse(text).query).get("root", [""])[0]
+        if not os.path.isabs(root):
+            raise argparse.ArgumentTypeError(f"'{text}': the embed root must be an absolute directory: "
+                                             "qemu:///embed?root=/DIR")
+    return text
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     files = args.files or scenario_files.embedded()
     scenarios = [(path, scenario_files.load(path)) for path in files]  # every file is valid before any runs
-    profile = _profile_list(args.profile)[0] if args.profile else None
-    runs = [(path, run(scenario, profile)) for path, scenario in scenarios]
+    # several profiles: each file under each, as one would run them one by one
+    profiles: list[str | None] = [*_profile_list(args.profile)] if args.profile is not None else [None]
+    trees = args.format == "text" and not args.quiet
+    runs = [(path, run(scenario, profile, trees=trees)) for path, scenario in scenarios for profile in profiles]
     if args.format == "json":
-        print(json.dumps([render.run_json(r, path) for path, r in runs], indent=2, ensure_ascii=False))
+        print(_json([render.run_json(r, path) for path, r in runs]))
     else:
         for path, r in runs:
             print(render.run_text(r, path, verbose_tree=not args.quiet) if not args.quiet or not r.passed
-                  else f"PASS {path} under {r.profile}: {r.expectations} expectations hold")
+                  else f"PASS {printable(path)} under {r.profile}: {r.expectations} expectations hold")
         failed = [path for path, r in runs if not r.passed]
         print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
     return EXIT_OK if all(r.passed for _, r in runs) else EXIT_FAILED
 
 
+def _json(data: Any) -> str:
+    """JSON output keeps names exact; a lone surrogate (a file name's undecodable byte) is
+    written as its \\u escape, exact JSON as well, since stdout could not encode it."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     path = args.file or scenario_files.SEED_EXAMPLE
     scenario = scenario_files.load(path)
-    profiles = _profile_list(args.profiles) if args.profiles else list(PROFILES)
+    profiles = _profile_list(args.profiles) if args.profiles is not None else list(PROFILES)
     runs: list[Run] = [run(scenario, name) for name in profiles]
     if args.format == "json":
-        print(json.dumps({"file": path, "title": scenario.title, "profiles": {
-            r.profile: render.run_json(r, path) for r in runs}}, indent=2, ensure_ascii=False))
+        print(_json({"file": path, "title": scenario.title, "profiles": {r.profile: render.run_json(r, path) for r in runs}}))
     else:
         print(render.compare_text(runs, path))
     return EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED
@@ -78,7 +132,7 @@ def _machine_at(args: argparse.Namespace) -> Machine:
     if not 0 <= step <= count:
         raise UsageError(f"--step {step} is out of range: the scenario has {count} steps")
     scenario.steps = scenario.steps[:step]
-    return run(scenario, _profile_list(args.profile)[0] if args.profile else None).machine
+    return run(scenario, _one_profile(args.profile)).machine
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -94,8 +148,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         if dot is None:
             raise UsageError("Graphviz 'dot' is not installed (apt-get install graphviz); --format dot prints the "
                              "graph for another renderer")
-        svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
-                             timeout=60, check=True).stdout
+        try:
+            svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
+                                 timeout=60, check=True).stdout
+        except subprocess.CalledProcessError as error:
+            raise UsageError(f"Graphviz 'dot' failed: {error.stderr.decode(errors='replace').strip()}") from None
+        except subprocess.TimeoutExpired:
+            raise UsageError("Graphviz 'dot' took more than 60 s; --format dot prints the graph") from None
         sys.stdout.write(svg.decode())
     return EXIT_OK
 
@@ -103,9 +162,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str, Any]]:
     from .drivers import load
 
-    cls = load(args.driver)
+    module, colon, name = args.driver.partition(":")
+    if colon and not (module and name):
+        raise UsageError(f"--driver '{args.driver}': give a driver name (see `snaptree drivers`) or module:Class")
+    try:
+        cls = load(args.driver)
+    except DriverUnavailable:
+        raise
+    except Exception as error:  # whatever a third party's module raises on import
+        raise UsageError(f"cannot load driver '{args.driver}': {type(error).__name__}: {error}") from None
+    if inspect.isabstract(cls):
+        raise UsageError(f"driver '{args.driver}' is abstract: it does not implement "
+                         f"{', '.join(sorted(cls.__abstractmethods__))}")
+    unset = [attr for attr in ("name", "profiles") if not getattr(cls, attr, None)]
+    if unset:
+        raise UsageError(f"driver '{args.driver}' does not set {' or '.join(unset)}")
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
-    profile = _profile_list(args.profile)[0] if args.profile else cls.default_profile(options)
+    profile = _one_profile(args.profile) or cls.default_profile(options)
+    if profile not in PROFILES:
+        raise UsageError(f"driver '{cls.name}' follows '{profile}', which is no profile (known: {', '.join(PROFILES)})")
     if profile not in cls.profiles:
         raise UsageError(f"driver '{cls.name}' follows {', '.join(cls.profiles)}, not '{profile}'")
     problem = cls.availability()
@@ -118,18 +193,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check, divergence_report, junit_xml, summary_json, summary_text
 
     cls, profile, options = _driver_class(args)
+    _check_writable(args.out, "--out", folder=True)  # before the work, not after it
+    if args.junit:
+        _check_writable(args.junit, "--junit", folder=False)
+    if args.database != "none":
+        _check_writable(args.database, "--database", folder=True)
     result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
                    database=None if args.database == "none" else args.database, out=args.out, options=options,
                    progress=None if args.format == "json" else sys.stderr, spec=args.driver)
     stats = result.stats
+    unwritten = []  # outputs that still failed: reported after the verdict, which is not lost
+    if result.divergence is not None and result.scenario_path is None:
+        unwritten.append(f"the counterexample was not written into {args.out} (it is above)")
     if args.junit:
-        with open(args.junit, "w", encoding="utf-8") as junit:
-            junit.write(junit_xml([result]))
+        try:
+            with open(args.junit, "w", encoding="utf-8") as junit:
+                junit.write(junit_xml([result]))
+        except OSError as error:
+            unwritten.append(f"cannot write --junit {args.junit}: {error.strerror or error}")
     if args.format == "json":
         report = summary_json(result)
         if result.divergence is not None:
             report["differences"] = [str(d) for d in result.divergence.differences]
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(_json(report))
     else:
         print(summary_text(result))
         if result.divergence is None:
@@ -138,10 +224,35 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"DIVERGES: driver {cls.name} and profile {profile} part ways"
                   + (" (flaky: the driver did not fail the same way twice)" if result.flaky else ""))
             print(divergence_report(result.divergence, cls.name))
-            print(f"scenario: {result.scenario_path}")
-            print(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
-                  + (f" --uri '{args.uri}'" if args.uri else ""))
+            if result.scenario_path is not None:
+                print(printable(f"scenario: {result.scenario_path}"))
+                print(printable(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
+                                + (f" --uri '{args.uri}'" if args.uri else "")))
+    for problem in unwritten:
+        print(f"snaptree: {printable(problem)}", file=sys.stderr)
+    if unwritten:
+        return EXIT_BAD_INPUT
     return EXIT_OK if result.conforms else EXIT_FAILED
+
+
+def _check_writable(path: str, option: str, folder: bool) -> None:
+    """Refuse an output that cannot be written before a check that may take hours, rather
+    than lose its result after it: an existing file or folder must be of the right kind and
+    writable; a new one's nearest existing folder (its own folder, for a file) writable."""
+    target = Path(path).absolute()
+    if target.exists():
+        if target.is_dir() != folder:
+            raise UsageError(f"{option} {path}: {'not a directory' if folder else 'is a directory'}")
+        if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+            raise UsageError(f"{option} {path}: not writable")
+        return
+    parent = target.parent
+    while folder and not parent.exists():  # a folder is made with its parents
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot create it, {parent} is not writable")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -152,13 +263,37 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.profile = scenario.profile
     cls, profile, options = _driver_class(args)
     scenario.profile = profile
-    lockstep, divergence = replay(cls(profile, **options), scenario)
+    driver = cls(profile, **options)
+    for index, step in enumerate(scenario.steps, 1):
+        problem = _cannot_perform(driver, step.op) if step.applies_to(profile) else None
+        if problem:  # the driver does not claim this: no verdict on it either way
+            raise UsageError(f"cannot replay {args.file} on driver {cls.name}: step {index} "
+                             f"({ops.describe(step.op)}): {problem}")
+    lockstep, divergence = replay(driver, scenario)
     if divergence is None:
-        print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of {args.file}")
+        print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of "
+              f"{printable(args.file)}")
         return EXIT_OK
-    print(f"DIVERGES: driver {cls.name} and profile {profile} on {args.file}")
+    print(f"DIVERGES: driver {cls.name} and profile {profile} on {printable(args.file)}")
     print(divergence_report(divergence, cls.name))
     return EXIT_FAILED
+
+
+def _cannot_perform(driver: Driver, op: ops.Operation) -> str | None:
+    """Why ``driver`` cannot perform ``op`` by its own declarations (what `check` never
+    generates for it), or None."""
+    if op.tag not in driver.operations:
+        return f"it does not perform {op.tag}"
+    flags = getattr(op, "flags", ())
+    unknown = [flag for flag in flags if flag not in driver.flags.get(op.tag, frozenset())]
+    if unknown:
+        return f"it does not pass {' '.join(unknown)} to {op.tag}"
+    if isinstance(op, (ops.Revert, ops.Delete)) and op.id is not None and not (
+            driver.by_id is True or (not isinstance(driver.by_id, bool) and op.tag in driver.by_id)):
+        return f"it does not address a snapshot by id in {op.tag}"
+    if isinstance(op, ops.CreateSnapshot) and op.memory is not None and not driver.memory_choice:
+        return "it cannot choose between a memory and a disk-only snapshot"
+    return None
 
 
 def cmd_drivers(args: argparse.Namespace) -> int:
@@ -263,7 +398,7 @@ Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled sna
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="snaptree",
         description="Hypervisor snapshot semantics: a model of every hypervisor's rules, "
                     "scenario files, and an oracle that checks real drivers against the model.",
@@ -280,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", "run scenario files on the model and check their expectations", cmd_run)
     p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (default: the shipped library)")
-    p.add_argument("--profile", help="run under this profile instead of each file's own")
+    p.add_argument("--profile", help="run under this profile (or each of a,b) instead of each file's own")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("-q", "--quiet", action="store_true", help="one line per passing file")
 
@@ -305,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("check", "check a driver against a profile over random histories", cmd_check)
     p.add_argument("--driver", required=True, help="a driver name (see `snaptree drivers`) or module:Class")
     p.add_argument("--profile", help="the profile to check against (default: the driver's first)")
-    p.add_argument("--uri", help="connection URI, for drivers that take one (libvirt)")
+    p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one (libvirt)")
     p.add_argument("--examples", type=_positive, default=100, help="random histories (default 100)")
     p.add_argument("--steps", type=_positive, default=20, help="operations per history at most (default 20)")
     p.add_argument("--blocks", type=_positive, default=8, help="disk size in blocks (default 8)")
@@ -320,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--driver", required=True, help="a driver name or module:Class")
     p.add_argument("--profile", help="default: the scenario's profile")
-    p.add_argument("--uri", help="connection URI, for drivers that take one")
+    p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one")
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -330,15 +465,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null once writing to it failed, so that the interpreter's flush at
+    exit does not fail (and print) again."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture): nothing to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args: Any = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        args: Any = build_parser().parse_args(argv)
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a full disk shows here, not at exit
+        return code
     except (UsageError, ScenarioError, DriverUnavailable) as error:
-        print(f"snaptree: {error}", file=sys.stderr)
+        print(f"snaptree: {printable(str(error))}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except BrokenPipeError:
+        _drop_stdout()
         return EXIT_OK
+    except OSError as error:
+        if error.errno not in OUTPUT_FULL:
+            raise  # a bug: keep its traceback
+        _drop_stdout()
+        print(f"snaptree: cannot write the output: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("snaptree: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ from typing import Any
 
 from lxml import etree
 
+from snaptree.model.escape import printable
+
 # Power states of other profiles that libvirt's schema has no word for: libvirt's vbox driver
 # calls a Saved machine's snapshot shut off; a suspended ESX VM likewise has no running CPU.
 LIBVIRT_STATE = {"saved": "shutoff", "suspended": "shutoff"}
@@ -53,7 +55,8 @@ def _virsh_key(name: str) -> bytes:
 def virsh_tree(observation: dict[str, Any]) -> str:
     """The tree exactly as ``virsh snapshot-list DOMAIN --tree`` prints it (libvirt 9.0's
     ``vshTreePrintInternal``): roots, and each node's children, in virsh's name order.
-    Snapshots are shown by name; parents are looked up by id."""
+    Snapshots are shown by name (escaped, where virsh prints a newline or control as it is);
+    parents are looked up by id."""
     snaps = sorted(observation["snapshots"], key=lambda s: _virsh_key(s["name"]))
     names = {s["id"]: s["name"] for s in snaps}
     children: dict[str | None, list[dict[str, Any]]] = {}
@@ -61,19 +64,18 @@ def virsh_tree(observation: dict[str, Any]) -> str:
         parent = s["parent"] if s["parent"] in names else None
         children.setdefault(parent, []).append(s)
     lines: list[str] = []
-
-    def walk(node: dict[str, Any], indent: str, last: bool, root: bool) -> None:
-        lines.append(f"{indent}{'' if root else '+- '}{node['name']}")
+    # (snapshot, indent, last among its siblings, a root): a stack, not recursion, so that a
+    # chain 1,000 snapshots deep prints as virsh prints it
+    stack = [(s, "", True, True) for s in reversed(children.get(None, []))]  # a root is its own "last device"
+    while stack:
+        node, indent, last, root = stack.pop()
+        lines.append(f"{indent}{'' if root else '+- '}{printable(node['name'])}")
         if not root:
             indent += (" " if last else "|") + " "
         kids = children.get(node["id"], [])
         if kids:
             lines.append(f"{indent}  |")
-        for i, kid in enumerate(kids):
-            walk(kid, indent + "  ", i == len(kids) - 1, False)
-        if not kids and last:
+        elif last:
             lines.append(indent)
-
-    for s in children.get(None, []):
-        walk(s, "", True, True)  # vshTreePrint: a root is its own "last device"
+        stack.extend((kid, indent + "  ", i == len(kids) - 1, False) for i, kid in reversed(list(enumerate(kids))))
     return "".join(line + "\n" for line in lines)

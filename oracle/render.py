@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from snaptree.model import ops
+from snaptree.model import notation, ops
+from snaptree.model.escape import printable
 from snaptree.model.scenario import Run, StepResult
 
 PASS, FAIL = "✓", "✗"
@@ -27,7 +28,7 @@ def run_json(run: Run, file: str) -> dict[str, Any]:
                               for e, problems in r.failures]}
             for r in run.steps
         ],
-        "final": run.steps[-1].state if run.steps else None,
+        "final": run.final(),
     }
 
 
@@ -35,45 +36,50 @@ def step_line(r: StepResult, width: int = 34) -> str:
     words = ops.describe(r.step.op)
     if r.step.profiles:
         words += f" (only {', '.join(r.step.profiles)})"
-    status = "skipped" if r.outcome.skipped else "ok" if r.outcome.ok else f"{r.outcome.kind}: {r.outcome.message}"
+    outcome = r.outcome
+    status = "skipped" if outcome.skipped else "ok" if outcome.ok else f"{outcome.kind}: {printable(str(outcome.message))}"
     return f"{r.index:>4} {words:<{width}} {status}"
 
 
 def run_text(run: Run, file: str, verbose_tree: bool = True) -> str:
-    title = f" — {run.scenario.title}" if run.scenario.title else ""
-    out = [f"{file}{title} (profile {run.profile})"]
+    title = f" — {printable(run.scenario.title)}" if run.scenario.title else ""
+    out = [f"{printable(file)}{title} (profile {run.profile})"]
     previous_tree = None
     for r in run.steps:
         out.append(step_line(r))
-        if verbose_tree and r.tree != previous_tree and not r.outcome.skipped:
+        if verbose_tree and r.tree is not None and r.tree != previous_tree and not r.outcome.skipped:
             out.extend("       " + line for line in r.tree.splitlines())
             previous_tree = r.tree
         for expect, problems in r.failures:
             mark = PASS if not problems else FAIL
-            out.append(f"       {mark} expect (line {expect.line})" + ("" if not problems else ": " + "; ".join(problems)))
+            out.append(f"       {mark} expect (line {expect.line})" + ("" if not problems else ": " + _problems(problems)))
     verdict = "PASS" if run.passed else "FAIL"
     failed = sum(1 for r in run.steps for _, p in r.failures if p)
-    out.append(f"{verdict} {file} under {run.profile}: {run.expectations - failed} of {run.expectations} "
+    out.append(f"{verdict} {printable(file)} under {run.profile}: {run.expectations - failed} of {run.expectations} "
                "expectations hold")
     return "\n".join(out)
+
+
+def _problems(problems: list[str]) -> str:
+    return printable("; ".join(problems))
 
 
 def views_text(state: dict[str, Any], names: dict[str, str]) -> list[str]:
     lines = []
     for key, view in [("current", state["views"]["current"])] + list(state["views"]["snapshots"].items()):
-        label = "current" if key == "current" else names.get(key, key)
-        cells = " ".join(f"{block}={value}" for block, value in view.items()) or "(empty)"
+        label = "current" if key == "current" else printable(names.get(key, key))
+        cells = printable(" ".join(f"{block}={value}" for block, value in view.items())) or "(empty)"
         lines.append(f"{label:>12}: {cells}")
     return lines
 
 
 def compare_text(runs: list[Run], file: str) -> str:
     scenario = runs[0].scenario
-    out = [f"{file}" + (f" — {scenario.title}" if scenario.title else "")]
+    out = [printable(file) + (f" — {printable(scenario.title)}" if scenario.title else "")]
     if scenario.description:
-        out.append(f"  {scenario.description}")
+        out.append(f"  {printable(scenario.description)}")
     names = [run.profile for run in runs]
-    widths = [max(len(name), *(len(r.outcome.brief()) for r in run.steps)) for name, run in zip(names, runs, strict=True)]
+    widths = [max([len(name), *(len(r.outcome.brief()) for r in run.steps)]) for name, run in zip(names, runs, strict=True)]
     descriptions = [ops.describe(step.op) for step in scenario.steps]
     first = max([len("step"), *(len(d) + 5 for d in descriptions)])
     out.append("")
@@ -83,20 +89,19 @@ def compare_text(runs: list[Run], file: str) -> str:
         row = "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=True))
         out.append(f"{i + 1:>3}. {description:<{first - 5}}  {row}")
     for run in runs:
-        final = run.steps[-1] if run.steps else None
+        state = run.final()
         out.append("")
         verdict = "" if not run.expectations else f"  [{'expectations hold' if run.passed else 'EXPECTATION FAILED'}]"
         out.append(f"== {run.profile}{verdict}")
-        if final is None:
+        if state is None:
             continue
-        out.extend("   " + line for line in final.tree.splitlines())
-        state = final.state
+        out.extend("   " + line for line in notation.text(run.machine).splitlines())
         by_id = {s["id"]: s["name"] for s in state["snapshots"]}
         current = by_id.get(state["current"], "none") if run.machine.profile.tree else "(not recorded)"
-        out.append(f"   power {state['power']}, current snapshot {current}")
+        out.append(f"   power {state['power']}, current snapshot {printable(current)}")
         out.extend("   " + line for line in views_text(state, by_id))
         for r in run.steps:
             for expect, problems in r.failures:
                 if problems:
-                    out.append(f"   {FAIL} step {r.index} expect (line {expect.line}): " + "; ".join(problems))
+                    out.append(f"   {FAIL} step {r.index} expect (line {expect.line}): " + _problems(problems))
     return "\n".join(out)

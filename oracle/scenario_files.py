@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from snaptree.model.scenario import Scenario, ScenarioError, from_element, parse_xml, safe_parser
+from snaptree.model.scenario import MAX_BYTES, Scenario, ScenarioError, from_element, parse_xml, safe_parser
 
 SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
 
@@ -28,12 +28,14 @@ def embedded() -> list[str]:
 
 
 def read(path: str) -> bytes:
-    """A file's bytes; a bare name of a shipped scenario is found in the library."""
+    """A file's bytes, up to one more than a scenario may have (so /dev/zero ends, and
+    parse_xml names the limit); a bare name of a shipped scenario is found in the library."""
     candidate = Path(path)
     if not candidate.exists() and "/" not in path and path in embedded():
         return library().joinpath(path).read_bytes()
     try:
-        return candidate.read_bytes()
+        with candidate.open("rb") as file:
+            return file.read(MAX_BYTES + 1)
     except OSError as error:
         raise ScenarioError(f"cannot read: {error.strerror or error}") from None
 

@@ -413,6 +413,33 @@ def test_tree_stays_well_formed(profile_name: str, data: st.DataObject) -> None:
     exercise(profile_name, data, {"well-formed"})
 
 
+def _preorder_path(m: Machine, node: Any) -> list[int]:
+    """The definition of pre-order position: the sibling index at every level from the root."""
+    path = []
+    while node.parent is not None:
+        path.append(node.parent.children.index(node))
+        node = node.parent
+    return [m.roots.index(node), *reversed(path)]
+
+
+@pytest.mark.parametrize("profile_name", PROFILE_NAMES)
+@FAST
+@given(data=st.data())
+def test_shortcuts_agree_with_their_definitions(profile_name: str, data: st.DataObject) -> None:
+    """Machine.views() (each view from its parent's) is view() per snapshot, and
+    first_in_preorder (one walk to the first candidate) is the candidate of least pre-order
+    path: the linear forms for deep trees change nothing."""
+    m = Machine(get_profile(profile_name), blocks=BLOCKS)
+    for _ in range(data.draw(st.integers(0, 30), label="length")):
+        for op in draw_ops(data, m):
+            step(m, op, frozenset())
+        assert m.views() == {s.id: m.view(s) for s in m.snapshots.values()}
+        if m.snapshots:
+            candidates = data.draw(st.lists(st.sampled_from(list(m.snapshots.values())), min_size=1, unique_by=id),
+                                   label="candidates")
+            assert m.first_in_preorder(candidates) is min(candidates, key=lambda s: _preorder_path(m, s))
+
+
 # -- the checks themselves, on fixed examples -------------------------------------------------
 
 def test_side_effect_exemption_accepts_qemu_failed_loadvm() -> None:
