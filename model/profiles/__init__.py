@@ -9,9 +9,10 @@ from .proposal_2010 import Proposal2010
 from .qemu_img import QemuImg
 from .qemu_live import QemuHmp, QemuQmp
 from .vbox import VBox
+from .vcsim import Vcsim
 
 PROFILES: dict[str, type[Profile]] = {
-    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, Proposal2010)
+    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, Proposal2010, Vcsim)
 }
 
 
