@@ -105,12 +105,14 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
 
     cls = load(args.driver)
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
+    options.update({key: value for key in ("url", "vm", "insecure") if (value := getattr(args, key, None))})
     profile = _profile_list(args.profile)[0] if args.profile else cls.default_profile(options)
     if profile not in cls.profiles:
         raise UsageError(f"driver '{cls.name}' follows {', '.join(cls.profiles)}, not '{profile}'")
     problem = cls.availability()
     if problem:
         raise DriverUnavailable(problem)
+    cls.preflight(profile, options)
     return cls, profile, options
 
 
@@ -272,6 +274,12 @@ Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled sna
 }
 
 
+def vsphere_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="vsphere: a real host, https://USER:PASS@HOST/sdk (default: the bundled simulator)")
+    p.add_argument("--vm", help="vsphere: the VM on that host whose snapshots are checked")
+    p.add_argument("--insecure", action="store_true", help="vsphere: do not verify the host's certificate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snaptree",
@@ -316,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a driver name (see `snaptree drivers`) or module:Class")
     p.add_argument("--profile", help="the profile to check against (default: the driver's first)")
     p.add_argument("--uri", help="connection URI, for drivers that take one (libvirt)")
+    vsphere_options(p)
     p.add_argument("--examples", type=_positive, default=100, help="random histories (default 100)")
     p.add_argument("--steps", type=_positive, default=20, help="operations per history at most (default 20)")
     p.add_argument("--blocks", type=_positive, default=8, help="disk size in blocks (default 8)")
@@ -331,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a driver name or module:Class")
     p.add_argument("--profile", help="default: the scenario's profile")
     p.add_argument("--uri", help="connection URI, for drivers that take one")
+    vsphere_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")

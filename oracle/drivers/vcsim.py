@@ -51,7 +51,10 @@ def missing() -> str | None:
 
 
 def binary() -> Path:
-    """The built simulator, building it first when its source changed."""
+    """The built simulator, building it first when its source changed (SNAPTREE_VCSIM: run
+    that program instead)."""
+    if os.environ.get("SNAPTREE_VCSIM"):
+        return Path(os.environ["SNAPTREE_VCSIM"])
     source = SOURCE.read_bytes()
     target = cache_dir() / f"vcsim-{hashlib.sha256(source).hexdigest()[:16]}"
     if target.is_file():
