@@ -57,10 +57,6 @@ class Vcsim(Esx):
         stale = m.extra.get(STALE)
         return stale if stale is not None else super().observed_current(m)
 
-    def auto_name(self, m: Machine) -> str:
-        # vSphere's name is required: the vsphere driver sends "" for an unnamed snapshot
-        return ""
-
     def power(self, m: Machine, operation: str) -> None:
         if operation == "suspend" and m.power == "shutoff":  # no RAM to keep (seen, real-vcsim-power.xml)
             m.power = "suspended"

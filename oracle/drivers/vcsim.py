@@ -84,13 +84,12 @@ class Simulator:
 
     def __init__(self, program: Path | None = None):
         program = program or binary()
-        self.space = scratch.workspace("vcsim")
+        self.space = scratch.workspace("vsphere")
         self.log = self.space.file("vcsim.log")
         try:
             with open(self.log, "wb") as log:
                 self.process = subprocess.Popen(
-                    [str(program), "-remove-tmpdir"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                    env=dict(os.environ, TMPDIR=str(self.space.path)))
+                    [str(program), str(self.space.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
             self.url = self._read_url()
         except BaseException:
             self.stop()

@@ -123,6 +123,16 @@ class Session:
                                  files=vim.vm.FileInfo(vmPathName=f"[{datastore}]"))
         return self.wait(places["vmFolder"].CreateVM_Task(config=spec, pool=pool))
 
+    def destroy_vm(self, vm: Any) -> bool:
+        """Power off and destroy a VM; False when that failed (the simulator is not to be trusted)."""
+        try:
+            if self.read(vm, "runtime.powerState").get("runtime.powerState") != "poweredOff":
+                self.wait(vm.PowerOffVM_Task())
+            self.wait(vm.Destroy_Task())
+        except Exception:  # noqa: BLE001 - whatever went wrong, the answer is the same
+            return False
+        return True
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             Disconnect(self.si)
@@ -280,11 +290,7 @@ class VsphereDriver(Driver):
         if self.crashed is not None and not (self.simulator and self.simulator.alive()):
             self.broken = True
             return
-        try:
-            if self.session.read(vm, "runtime.powerState").get("runtime.powerState") != "poweredOff":
-                self.session.wait(vm.PowerOffVM_Task())
-            self.session.wait(vm.Destroy_Task())
-        except Exception:  # noqa: BLE001 - whatever went wrong, this simulator is not to be trusted again
+        if not self.session.destroy_vm(vm):
             self.broken = True
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 // The vSphere simulator (govmomi 0.24.2's vcsim, ESX model) as snaptree starts it: https on
-// 127.0.0.1 with a free port; the first line on stdout is the URL (with the credentials it
-// accepts). It stops, removing its datastore (under TMPDIR), when stdin closes (its parent
-// died, even by SIGKILL) or on SIGINT/SIGTERM; with -remove-tmpdir it removes TMPDIR too.
+// 127.0.0.1 with a free port; the first line on stdout is the URL (with credentials it
+// accepts). "vcsim DIR" keeps the datastore under DIR (else under TMPDIR). It stops when stdin
+// closes (its parent died, even by SIGKILL) or on SIGINT/SIGTERM, and then removes DIR.
 //
 // Two mends make libvirt's ESX driver able to talk to it (semantics.md §2):
 //   - vcsim leaves xsi:type out on the items of array-valued properties, which real ESX sends
@@ -36,6 +36,11 @@ func main() {
 	// a backstop to the stdin watch below: die with the parent
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
 
+	dir := ""
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+		_ = os.Setenv("TMPDIR", dir) // where the model makes its datastore directory
+	}
 	model := simulator.ESX()
 	if err := model.Create(); err != nil {
 		fail(err)
@@ -63,8 +68,8 @@ func main() {
 	<-done
 	_ = listener.Close()
 	model.Remove()
-	if len(os.Args) > 1 && os.Args[1] == "-remove-tmpdir" {
-		_ = os.RemoveAll(os.TempDir()) // the caller's scratch directory, also when the caller was killed
+	if dir != "" {
+		_ = os.RemoveAll(dir) // the caller's scratch directory, also when the caller was killed
 	}
 }
 
@@ -76,15 +81,16 @@ func fail(err error) {
 // mend wraps the simulator's handler, rewriting SOAP replies and empty .vmx downloads.
 func mend(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requested := r.URL.Path // the datastore handler rewrites r.URL.Path
 		recorder := httptest.NewRecorder()
 		next.ServeHTTP(recorder, r)
 		body := recorder.Body.Bytes()
-		if r.URL.Path == "/sdk" && bytes.Contains(body, []byte(`xsi:type="ArrayOf`)) {
+		if requested == "/sdk" && bytes.Contains(body, []byte(`:type="ArrayOf`)) {
 			body = typeArrayItems(body)
 		}
-		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/folder/") &&
-			strings.HasSuffix(r.URL.Path, ".vmx") && recorder.Code == http.StatusOK && len(body) == 0 {
-			body = minimalVmx(strings.TrimSuffix(path.Base(r.URL.Path), ".vmx"))
+		if r.Method == http.MethodGet && strings.HasPrefix(requested, "/folder/") &&
+			strings.HasSuffix(requested, ".vmx") && recorder.Code == http.StatusOK && len(body) == 0 {
+			body = minimalVmx(strings.TrimSuffix(path.Base(requested), ".vmx"))
 		}
 		for key, values := range recorder.Header() {
 			w.Header()[key] = values
@@ -133,9 +139,14 @@ func typeArrayItems(body []byte) []byte {
 	return out.Bytes()
 }
 
+// vcsim writes the attribute as XMLSchema-instance:type, declaring that prefix on the element
+func isType(a xml.Attr) bool {
+	return a.Name.Local == "type" && (a.Name.Space == "xsi" || a.Name.Space == "XMLSchema-instance")
+}
+
 func hasType(t xml.StartElement) bool {
 	for _, a := range t.Attr {
-		if a.Name.Local == "type" && a.Name.Space == "xsi" {
+		if isType(a) {
 			return true
 		}
 	}
@@ -144,7 +155,7 @@ func hasType(t xml.StartElement) bool {
 
 func itemType(t xml.StartElement) string {
 	for _, a := range t.Attr {
-		if a.Name.Local == "type" && a.Name.Space == "xsi" && strings.HasPrefix(a.Value, "ArrayOf") {
+		if isType(a) && strings.HasPrefix(a.Value, "ArrayOf") {
 			item := strings.TrimPrefix(a.Value, "ArrayOf")
 			if primitive[item] {
 				return "xsd:" + strings.ToLower(item[:1]) + item[1:]
