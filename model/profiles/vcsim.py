@@ -34,13 +34,10 @@ class Vcsim(Esx):
     name = "vcsim"
     system = "govmomi 0.24.2 vSphere simulator (vcsim), ESX model"
     summary = "esx, but revert keeps the power state, current can stay on a removed snapshot, some removes crash"
+    # powerVMTask refuses only the state the VM is in already: a powered-off VM can be suspended
+    # (seen; scenarios/real-vcsim-power.xml)
     transitions: ClassVar[dict[str, dict[str, str]]] = {
-        # powerVMTask refuses only the state the VM is in already: a powered-off VM can be
-        # suspended (seen; scenarios/real-vcsim-power.xml)
-        "start": {"shutoff": "running", "suspended": "running"},
-        "shutdown": {"running": "shutoff", "suspended": "shutoff"},
-        "suspend": {"running": "suspended", "shutoff": "suspended"},
-    }
+        **Esx.transitions, "suspend": {"running": "suspended", "shutoff": "suspended"}}
     failure_side_effects = frozenset({CRASHED})
     disk = False  # no disk deltas are made, so writes are refused and every view is empty [§2]
 
