@@ -13,6 +13,7 @@ class ErrorKind(StrEnum):
     UNSUPPORTED = "unsupported"
     INVALID_ARGUMENT = "invalid-argument"
     DISK_ONLY = "disk-only"  # a memory load from a snapshot that has no memory image
+    CRASHED = "crashed"  # the server dropped the request: its handler crashed (vcsim 0.24.2)
 
 
 class ModelError(Exception):

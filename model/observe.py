@@ -39,7 +39,7 @@ def snapshot_record(m: Machine, s: Snapshot) -> dict[str, Any]:
 def observe(m: Machine, views: bool = True) -> dict[str, Any]:
     """The whole observable state, snapshots in creation order."""
     result: dict[str, Any] = {
-        "current": m.current.id if m.profile.tree and m.current is not None else None,
+        "current": m.profile.observed_current(m) if m.profile.tree else None,
         "power": m.power,
         "ram": m.ram,
         "roots": [r.id for r in m.roots] if m.profile.tree else [],

@@ -309,8 +309,11 @@ def check(expect: Expect, outcome: Outcome, state: dict[str, Any] | None) -> lis
     if expect.current is not None:
         current = by_id.get(state["current"])
         if expect.current == "none":
-            if current is not None:
+            if state["current"] is not None:
                 problems.append(f"expected no current snapshot, current is {_label(current)}")
+        elif current is None and state["current"] is not None:  # a removed snapshot (vcsim), by id
+            if expect.current != state["current"]:
+                problems.append(f"expected current {expect.current}, current is removed id {state['current']}")
         elif current is None or expect.current not in (current["name"], current["id"]):
             problems.append(f"expected current {expect.current}, current is {_label(current)}")
     if expect.power is not None and state["power"] != expect.power:

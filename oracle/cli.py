@@ -178,6 +178,7 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
     if unset:
         raise UsageError(f"driver '{args.driver}' does not set {' or '.join(unset)}")
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
+    options.update({key: value for key in ("url", "vm", "insecure") if (value := getattr(args, key, None))})
     profile = _one_profile(args.profile) or cls.default_profile(options)
     if profile not in PROFILES:
         raise UsageError(f"driver '{cls.name}' follows '{profile}', which is no profile (known: {', '.join(PROFILES)})")
@@ -186,6 +187,7 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
     problem = cls.availability()
     if problem:
         raise DriverUnavailable(problem)
+    cls.preflight(profile, options)
     return cls, profile, options
 
 
@@ -397,6 +399,12 @@ Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled sna
 }
 
 
+def vsphere_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="vsphere: a real host, https://USER:PASS@HOST/sdk (default: the bundled simulator)")
+    p.add_argument("--vm", help="vsphere: the VM on that host whose snapshots are checked")
+    p.add_argument("--insecure", action="store_true", help="vsphere: do not verify the host's certificate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="snaptree",
@@ -441,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a driver name (see `snaptree drivers`) or module:Class")
     p.add_argument("--profile", help="the profile to check against (default: the driver's first)")
     p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one (libvirt)")
+    vsphere_options(p)
     p.add_argument("--examples", type=_positive, default=100, help="random histories (default 100)")
     p.add_argument("--steps", type=_positive, default=20, help="operations per history at most (default 20)")
     p.add_argument("--blocks", type=_positive, default=8, help="disk size in blocks (default 8)")
@@ -456,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a driver name or module:Class")
     p.add_argument("--profile", help="default: the scenario's profile")
     p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one")
+    vsphere_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")

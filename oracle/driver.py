@@ -87,6 +87,12 @@ class Driver(ABC):
         """None when the real component is here; otherwise why not and how to install it."""
         return None
 
+    @classmethod
+    def preflight(cls, profile: str, options: dict[str, Any]) -> None:  # noqa: B027 - most drivers need none
+        """Raise DriverUnavailable, before any example runs, when the options cannot work
+        (an unreachable host, refused credentials); the CLI reports it as one line."""
+        return None
+
     @abstractmethod
     def setup(self, blocks: int) -> None: ...
 

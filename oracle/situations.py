@@ -44,7 +44,7 @@ SITUATIONS: tuple[Situation, ...] = (
     Situation("delete-current-with-children", "delete of the current snapshot while it has children", _revert_tree),
     Situation("delete-leaf", "delete of a leaf", _tree),
     Situation("delete-overlap", "delete where the snapshot and a child wrote the same block",
-              lambda p, o: _tree(p, o) and "write" in o),
+              lambda p, o: _tree(p, o) and "write" in o and p.supports("write")),
     Situation("depth-3", "a tree of depth >= 3", lambda p, o: p.tree and "snapshot" in o),
     Situation("branch", "revert to an inner snapshot, then create (a branch)", _revert_tree),
     Situation("duplicate-lookup", "a lookup of a name two snapshots share, after branching",

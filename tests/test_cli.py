@@ -49,11 +49,11 @@ SEED_STEPS = """
 
 # -- profiles -------------------------------------------------------------------------------
 
-def test_profiles_lists_eight(capsys: pytest.CaptureFixture[str]) -> None:
+def test_profiles_lists_every_profile(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "profiles")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == len(PROFILES)
     assert [line.split()[0] for line in lines] == list(PROFILES)
 
 

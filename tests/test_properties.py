@@ -44,6 +44,7 @@ from snaptree.model.profiles.qemu_live import FAILED_LOAD, LOAD_MOVED_DISK, Live
 from snaptree.model.profiles.vbox import VBox
 
 PROFILE_NAMES = list(PROFILES)
+DISK_PROFILES = [name for name in PROFILE_NAMES if PROFILES[name].disk]  # where a lost or kept write can show
 PROPERTIES = ("invariant", "revert", "failed-op", "well-formed")
 BLOCKS = 4  # a small disk, so that writes collide and overlays overlap
 
@@ -203,6 +204,8 @@ def _loads_another_disk(m: Machine, target: Any) -> bool:
 def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
     """[§1] Reverting to X throws away the current state's unsaved changes."""
     target = m.current
+    if target is None and op.ref is None and op.id is None and m.profile.observed_current(m) is not None:
+        return  # vcsim 0.24.2 (seen): reverting to a removed current snapshot succeeds and changes nothing
     assert target is not None and m.snapshots.get(target.id) is target, \
         f"revert: after {ops.describe(op)} the running state is not based on a snapshot"
     if _loads_another_disk(m, target):
@@ -632,7 +635,7 @@ def take_sharing_overlay(self: Machine, *args: Any, **kwargs: Any) -> Any:
     return node
 
 
-@pytest.mark.parametrize("profile_name", PROFILE_NAMES)
+@pytest.mark.parametrize("profile_name", DISK_PROFILES)
 def test_mutant_remove_discarding_delta_breaks_invariant(profile_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Machine, "remove", remove_discarding_delta)
     with pytest.raises(AssertionError, match="^invariant"):
@@ -647,7 +650,7 @@ def test_mutant_merge_into_one_child_breaks_invariant(profile_name: str, monkeyp
         hunt(profile_name, "invariant")
 
 
-@pytest.mark.parametrize("profile_name", PROFILE_NAMES)
+@pytest.mark.parametrize("profile_name", DISK_PROFILES)
 def test_mutant_restore_keeping_overlay_breaks_revert(profile_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Machine, "restore", restore_keeping_overlay)
     with pytest.raises(AssertionError, match="^revert"):

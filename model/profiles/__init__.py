@@ -5,13 +5,16 @@ from __future__ import annotations
 from .base import Profile
 from .esx import Esx
 from .libvirt import LibvirtQemu, LibvirtTest
+from .libvirt_esx import LibvirtEsx
 from .proposal_2010 import Proposal2010
 from .qemu_img import QemuImg
 from .qemu_live import QemuHmp, QemuQmp
 from .vbox import VBox
+from .vcsim import Vcsim
 
 PROFILES: dict[str, type[Profile]] = {
-    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, Proposal2010)
+    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, Proposal2010, Vcsim,
+                              LibvirtEsx)
 }
 
 

@@ -32,6 +32,7 @@ class Profile:
     # the order of a snapshot's children (and of the roots) is part of the API: listings and
     # lookups of duplicate names follow it
     sibling_order: ClassVar[bool] = False
+    disk: ClassVar[bool] = True  # the system keeps disk content: writes land, points in time read them
     transitions: ClassVar[dict[str, dict[str, str]]] = BASIC_TRANSITIONS
     ids: ClassVar[str] = "name"  # "counter" (never reused), "reuse" (highest + 1), "uuid", "name"
     lookup: ClassVar[str] = "preorder"  # which of several same-named snapshots a name finds
@@ -55,6 +56,8 @@ class Profile:
             return bool(self.transitions.get(tag))
         if tag == "delete-all":
             return type(self).delete_all is not Profile.delete_all
+        if tag == "write":
+            return self.disk
         return True
 
     def accepted_flags(self, tag: str) -> frozenset[str]:
@@ -100,9 +103,15 @@ class Profile:
     def bad_power(self, operation: str, power: str) -> ModelError:
         return ModelError(INVALID_STATE, f"cannot {operation}: the VM is {power}")
 
+    def observed_current(self, m: Machine) -> str | None:
+        """The id the system reports as its current snapshot."""
+        return m.current.id if m.current is not None else None
+
     # -- writes and power ------------------------------------------------------------------
 
     def write(self, m: Machine, op: ops.Write) -> None:
+        if not self.disk:
+            raise self.unsupported("disk content")
         if not 0 <= op.block < m.blocks:
             raise ModelError(INVALID_ARGUMENT, f"block {op.block} is outside the disk (0..{m.blocks - 1})")
         m.write(op.block, op.value)

@@ -13,6 +13,11 @@ from .base import INVALID_STATE, NOT_FOUND, Profile
 VSPHERE_STATE = {"running": "Powered on", "shutoff": "Powered off", "suspended": "Suspended"}
 
 
+def remove_snapshots(m: Machine, target: Snapshot, children: bool) -> None:
+    for node in m.subtree(target) if children else [target]:
+        m.remove(node)
+
+
 class Esx(Profile):
     name = "esx"
     system = "VMware vSphere API 7.0"
@@ -40,6 +45,11 @@ class Esx(Profile):
         return ModelError(INVALID_STATE,
                           f"The attempted operation cannot be performed in the current state ({VSPHERE_STATE[power]}).")
 
+    def auto_name(self, m: Machine) -> str:
+        # CreateSnapshot_Task's name is required and has no default (no epoch-second name as in
+        # libvirt): a client with no name sends the empty string, as the vsphere driver does [§2]
+        return ""
+
     def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
         # memory=false sets the snapshot's power state to powered off [§2 Create, power states]
         return m.power if memory else "shutoff"
@@ -56,8 +66,7 @@ class Esx(Profile):
     def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         # removeChildren removes the subtree; the nearest surviving ancestor becomes current
         # [§2 RemoveSnapshot_Task(removeChildren=true)]
-        for node in m.subtree(target) if "remove-children" in flags else [target]:
-            m.remove(node)
+        remove_snapshots(m, target, "remove-children" in flags)
 
     def delete_all(self, m: Machine) -> None:
         # every snapshot goes, the current state stays as the disk [§2 RemoveAllSnapshots_Task]

@@ -15,6 +15,7 @@ REGISTRY = {
     "qemu-qmp": ".qemu_live:QemuQmpDriver",
     "qcow2-chain": ".qcow2_chain:Qcow2ChainDriver",
     "libvirt": ".libvirt:LibvirtDriver",
+    "vsphere": ".vsphere:VsphereDriver",
 }
 
 

@@ -57,6 +57,7 @@ from lxml import etree
 
 from snaptree.model import ops
 from snaptree.model.profiles.libvirt import CREATE_BITS, DELETE_BITS, REVERT_BITS
+from snaptree.model.profiles.libvirt_esx import UNNAMED_CURRENT
 
 from ..driver import Driver, DriverUnavailable, Result
 from ..libvirt_xml import create_xml
@@ -102,6 +103,8 @@ def error_kind(code: int, message: str) -> str:
         return "disk-only"
     if code == 1 and "unable to save metadata" in message:  # a name too long for NAME.xml.new
         return "invalid-argument"
+    if code == 1 and "Server returned nothing" in message:  # the ESX driver's server dropped the request
+        return "crashed"
     if code in (3, 67, 74, 84):  # NO_SUPPORT, CONFIG_UNSUPPORTED, ARGUMENT_UNSUPPORTED, OPERATION_UNSUPPORTED
         return "unsupported"
     if code in (27, 35):  # XML_ERROR, XML_DETAIL: e.g. "invalid snapshot name"
@@ -115,8 +118,15 @@ def error_kind(code: int, message: str) -> str:
 class Session:
     """One connection and the domain "snaptree"; every libvirt call the driver makes."""
 
-    def __init__(self, uri: str):
-        self.conn = libvirt.open(uri)
+    def __init__(self, uri: str, user: str | None = None, password: str | None = None):
+        if user is None:
+            self.conn = libvirt.open(uri)
+        else:  # the ESX driver asks for credentials
+            def answer(credentials: list[list[Any]], _: Any) -> int:
+                for credential in credentials:
+                    credential[4] = user if credential[0] == libvirt.VIR_CRED_AUTHNAME else password
+                return 0
+            self.conn = libvirt.openAuth(uri, [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], answer, None], 0)
         self.dom: Any = None
 
     def call(self, method: str, *args: Any) -> Any:
@@ -152,6 +162,21 @@ class Session:
 
     def names(self) -> list[str]:
         return self.dom.snapshotListNames()
+
+    def lookup(self, name: str) -> None:
+        self.dom = self.conn.lookupByName(name)
+
+    def listing_by_name(self) -> tuple[int, list[str], str | None]:
+        """As ``listing``, for the ESX driver, which has no virDomainListAllSnapshots; a current
+        snapshot it cannot look up (vcsim left it on a removed one) is UNNAMED_CURRENT."""
+        snaps = [self.dom.snapshotLookupByName(name).getXMLDesc() for name in self.dom.snapshotListNames()]
+        try:
+            current = self.dom.snapshotCurrent().getName() if self.dom.hasCurrentSnapshot() else None
+        except libvirt.libvirtError as error:  # either call can fail so
+            if error.get_error_code() != 72:  # VIR_ERR_NO_DOMAIN_SNAPSHOT
+                raise
+            current = UNNAMED_CURRENT
+        return self.dom.state()[0], snaps, current
 
     def listing(self) -> tuple[int, list[str], str | None, str]:
         """Domain state, every snapshot's XML, the current snapshot, the domain's XML."""
@@ -250,6 +275,8 @@ class EmbedHelper:
 def _uri_profile(uri: str) -> str | None:
     if uri.startswith("test:"):
         return "libvirt-test"
+    if uri.startswith("esx:"):
+        return "libvirt-esx"
     if uri.startswith("qemu:///embed"):
         return "libvirt-qemu"
     return None
@@ -258,7 +285,7 @@ def _uri_profile(uri: str) -> str | None:
 class LibvirtDriver(Driver):
     name = "libvirt"
     description = "libvirt 9.0 snapshots: the test driver (test:///default) or the embedded QEMU driver"
-    profiles = ("libvirt-test", "libvirt-qemu")
+    profiles = ("libvirt-test", "libvirt-qemu", "libvirt-esx")
     by_id = False
     memory_choice = True
     # the test driver's abilities; the QEMU profile's are set per instance
@@ -276,8 +303,22 @@ class LibvirtDriver(Driver):
             raise DriverUnavailable(f"libvirt-python is not installed: {INSTALL}")
         if uri and _uri_profile(uri) != self.profile:
             raise DriverUnavailable(f"URI '{uri}' does not fit profile {self.profile}: use test:///default for "
-                                    "libvirt-test, qemu:///embed?root=DIR for libvirt-qemu")
+                                    "libvirt-test, qemu:///embed?root=DIR for libvirt-qemu, "
+                                    f"{ESX_URI} for libvirt-esx")
         self.qemu = self.profile == "libvirt-qemu"
+        self.esx: EsxSimulator | None = None
+        if self.profile == "libvirt-esx":
+            if uri and "PORT" not in uri:
+                raise DriverUnavailable(f"URI '{uri}': the ESX driver runs against the bundled simulator, {ESX_URI} "
+                                        "(the check fills in PORT and the credentials)")
+            self.esx = EsxSimulator(uri or ESX_URI)
+            # libvirt's ESX snapshot XML has no memory element; the simulator keeps no disk
+            self.observes = frozenset({"names", "tree", "current", "power", "state", "description"})  # type: ignore[misc]
+            self.memory_choice = False  # type: ignore[misc]
+            self.flags = {"snapshot": frozenset({"disk-only", "quiesce", "no-metadata", "validate", "live", "atomic",
+                                                 "halt"}),
+                          "revert": frozenset({"running", "paused", "force"}),
+                          "delete": frozenset({"children", "children-only", "metadata-only"})}
         if self.qemu:
             qc.require("qemu-system-x86_64", "qemu-img", "qemu-io")
             if uri and not parse_qs(urlparse(uri).query).get("root"):
@@ -320,6 +361,9 @@ class LibvirtDriver(Driver):
             self.teardown()  # the previous example was not torn down: never leak its domain or files
         self.blocks = blocks
         self.values_on_disk = qc.BlockValues()
+        if self.esx is not None:
+            self.session = self.esx.new_domain()
+            return
         if not self.qemu:
             if self.session is None:
                 libvirt.registerErrorHandler(lambda *_: None, None)
@@ -365,6 +409,9 @@ class LibvirtDriver(Driver):
             os.chown(folder / name, NOBODY, NOBODY)
 
     def teardown(self) -> None:
+        if self.esx is not None:
+            self.esx.drop_domain()
+            return
         if not self.qemu:
             if self.session is not None:
                 self.session.call("undefine")
@@ -385,7 +432,10 @@ class LibvirtDriver(Driver):
                 self.workdir = None
 
     def close(self) -> None:
-        if not self.qemu and self.session is not None:
+        if self.esx is not None:
+            self.esx.close()
+            self.session = None
+        elif not self.qemu and self.session is not None:
             self.session.close()
             self.session = None
         elif self.qemu:
@@ -450,7 +500,11 @@ class LibvirtDriver(Driver):
     # -- observation -------------------------------------------------------------------------
 
     def observe(self) -> dict[str, Any]:
-        state, snapshot_xmls, current, domain_xml = self.session.call("listing")
+        if self.esx is not None:
+            state, snapshot_xmls, current = self.session.call("listing_by_name")
+            domain_xml = ""
+        else:
+            state, snapshot_xmls, current, domain_xml = self.session.call("listing")
         power = POWER.get(state, f"state-{state}")
         records = [parse_snapshot(text) for text in snapshot_xmls]
         by_parent: dict[str | None, list[str]] = {}
@@ -476,6 +530,57 @@ class LibvirtDriver(Driver):
                     points[r["id"]] = self._file_view(r["file"], r["name"] if internal else None)
             result["views"] = {"current": live, "snapshots": points}
         return result
+
+
+ESX_URI = "esx://127.0.0.1:PORT/?no_verify=1"
+
+
+class EsxSimulator:
+    """libvirt's ESX driver against the bundled vSphere simulator: one simulator and one
+    connection for the whole check, a fresh VM per example (made and destroyed through pyvmomi;
+    libvirt's ESX driver defines VMs only from a full .vmx)."""
+
+    def __init__(self, uri: str):
+        from . import vcsim, vsphere
+
+        if vsphere.vim is None:
+            raise DriverUnavailable(f"pyvmomi is not installed: {vsphere.INSTALL}")
+        self.uri, self.vcsim, self.vsphere = uri, vcsim, vsphere
+        self.simulator: Any = None
+        self.vsphere_session: Any = None
+        self.vm: Any = None
+        self.session: Session | None = None
+        self.examples = 0
+
+    def new_domain(self) -> Session:
+        if self.simulator is None or not self.simulator.alive():
+            self.close()
+            self.simulator = sim = self.vcsim.Simulator()
+            self.vsphere_session = self.vsphere.Session(sim.host, sim.port, sim.user, sim.password, insecure=True)
+            libvirt.registerErrorHandler(lambda *_: None, None)
+            self.session = Session(self.uri.replace("PORT", str(sim.port)), sim.user, sim.password)
+        assert self.session is not None
+        self.examples += 1
+        self.vm = self.vsphere_session.new_vm(f"snaptree-{self.examples}")
+        self.session.call("lookup", f"snaptree-{self.examples}")
+        return self.session
+
+    def drop_domain(self) -> None:
+        if self.vm is not None and not self.vsphere_session.destroy_vm(self.vm):
+            self.close()  # the next example gets a fresh simulator
+        self.vm = None
+
+    def close(self) -> None:
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                self.session.close()
+            self.session = None
+        if self.vsphere_session is not None:
+            self.vsphere_session.close()
+            self.vsphere_session = None
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
 
 
 def _bits(flags: tuple[str, ...], table: dict[str, int]) -> int:
