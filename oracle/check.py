@@ -26,6 +26,7 @@ from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from .driver import Driver
+from .findings import Finding, Guard, guards_for
 from .lockstep import Divergence, Lockstep
 from .lockstep import Step as LockstepStep
 from .shrink import ShrinkStats, shrink
@@ -44,6 +45,7 @@ class Stats:
     ended: float | None = None
     first_divergence: float | None = None  # seconds from the start to the first divergence met
     shrink: ShrinkStats | None = None
+    excluded: Counter[str] = field(default_factory=Counter)  # candidates each known finding's guard left out
 
     @property
     def seconds(self) -> float:
@@ -116,6 +118,7 @@ class CheckResult:
     flaky: bool = False
     scenario_path: Path | None = None
     situations: list[Situation] = field(default_factory=list)  # those the driver can reach under the profile
+    guarded: list[tuple[Guard, Finding]] = field(default_factory=list)  # known findings left out
 
     @property
     def conforms(self) -> bool:
@@ -125,10 +128,12 @@ class CheckResult:
 def check(driver_class: type[Driver], profile: str, *, examples: int = 100, steps: int = 20, blocks: int = 8,
           seed: int | None = None, database: str | None = ".snaptree/examples", out: str = "snaptree-out",
           progress: IO[str] | None = sys.stderr, options: dict[str, Any] | None = None,
-          spec: str | None = None) -> CheckResult:
+          spec: str | None = None, guards: bool = True) -> CheckResult:
     """Drive ``examples`` random histories of up to ``steps`` operations through the model and
-    the driver.  On divergence Hypothesis shrinks it; the minimal one is written to ``out``."""
+    the driver.  A divergence is shrunk by replaying it; the minimal one is written to ``out``.
+    With ``guards``, operations that a known finding's guard matches are not drawn."""
     options = options or {}
+    guarded = guards_for(profile) if guards else []
     progress_listener = Progress(examples, progress, label=f"{driver_class.name}/{profile}")
     drivers: list[Driver] = []
 
@@ -137,7 +142,8 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         drivers.append(driver)
         return driver
 
-    machine = conformance_machine(make_driver, blocks, progress_listener, label=f"{driver_class.name}_{profile}")
+    machine = conformance_machine(make_driver, blocks, progress_listener, label=f"{driver_class.name}_{profile}",
+                                  guards=tuple(g for g, _ in guarded), excluded=progress_listener.stats.excluded)
 
     def factory() -> Any:
         return machine()
@@ -154,7 +160,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     result = CheckResult(driver_class.name, profile, progress_listener.stats,
-                         situations=applicable(get_profile(profile), driver_class.operations))
+                         situations=applicable(get_profile(profile), driver_class.operations), guarded=guarded)
     try:
         with _no_local_constants():
             # Hypothesis's mutations sometimes end a history after a step or two, which tests
@@ -267,6 +273,7 @@ def summary_json(result: CheckResult) -> dict[str, Any]:
                                                   "steps_after": s.shrink.steps_after,
                                                   "complete": s.shrink.complete},
         "scenario": str(result.scenario_path) if result.scenario_path else None,
+        "guarded": [{"finding": f.path, "guard": g.name, "excluded": s.excluded[g.name]} for g, f in result.guarded],
     }
 
 
@@ -282,6 +289,9 @@ def summary_text(result: CheckResult) -> str:
     width = max((len(x.label) for x in result.situations), default=0)
     for x in result.situations:
         lines.append(f"  {x.label:<{width}}  {s.situations.share(x.key):>4.0%}")
+    for guard, finding in result.guarded:
+        lines.append(f"known finding left out: {finding.path} (guard {guard.name}: {guard.what}): "
+                     f"{s.excluded[guard.name]} candidate steps not drawn")
     if s.first_divergence is not None:
         shrunk = "" if s.shrink is None else (
             f", shrunk from {s.shrink.steps_before} to {s.shrink.steps_after} steps in {s.shrink.replays} replays"

@@ -202,7 +202,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _check_writable(args.database, "--database", folder=True)
     result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
                    database=None if args.database == "none" else args.database, out=args.out, options=options,
-                   progress=None if args.format == "json" else sys.stderr, spec=args.driver)
+                   progress=None if args.format == "json" else sys.stderr, spec=args.driver, guards=not args.no_guards)
     stats = result.stats
     unwritten = []  # outputs that still failed: reported after the verdict, which is not lost
     if result.divergence is not None and result.scenario_path is None:
@@ -458,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="snaptree-out", help="where counterexamples go")
     p.add_argument("--database", metavar="DIR", default=".snaptree/examples",
                    help="Hypothesis example database, or 'none' (default .snaptree/examples)")
+    p.add_argument("--no-guards", action="store_true",
+                   help="also draw what the guards of known findings (scenarios/findings/) leave out")
     p.add_argument("--format", choices=["text", "json"], default="text")
 
     p = command("replay", "replay a scenario on a driver and the model, and compare", cmd_replay)

@@ -19,6 +19,7 @@ varies histories; it never switches off snapshots, reverts or deletes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -29,6 +30,7 @@ from snaptree.model import Machine, ModelError, ops
 from snaptree.model.machine import Snapshot
 
 from .driver import Driver
+from .findings import Guard
 from .situations import SUBTREE_FLAGS
 
 T = TypeVar("T")
@@ -86,9 +88,12 @@ class HistoryGenerator:
     """Draws the operations of one history for ``driver``, looking at ``model`` (the
     lockstep's model of the same history) before every step."""
 
-    def __init__(self, driver: Driver, model: Machine):
+    def __init__(self, driver: Driver, model: Machine, guards: Sequence[Guard] = (),
+                 excluded: Counter[str] | None = None):
         self.driver = driver
         self.model = model
+        self.guards = guards  # known findings' guards: what they match is never drawn
+        self.excluded = Counter() if excluded is None else excluded  # candidates each guard left out
         self.profile = model.profile
         self.power_tags = [t for t in POWER_TAGS if self.can(t)]
         self.mix = Mix(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(PLAIN_NAMES))
@@ -119,10 +124,20 @@ class HistoryGenerator:
         for attempt in range(TRIES):
             # a step meant to be refused first tries ordinary operations, which meet the
             # profile's own refusals (VirtualBox and a snapshot with two children), then wild ones
-            op = self.candidate(data, wild=refusal and attempt >= TRIES // 2)
+            op = self.unguarded(data, wild=refusal and attempt >= TRIES // 2)
             if self.refused(op) == refusal:
                 break
         return op
+
+    def unguarded(self, data: st.DataObject, wild: bool) -> ops.Operation:
+        """A candidate that no known finding's guard matches."""
+        for _ in range(10):
+            op = self.candidate(data, wild)
+            matched = [g.name for g in self.guards if g.excludes(self.model, op)]
+            if not matched:
+                return op
+            self.excluded.update(matched)
+        return ops.CreateSnapshot(name=PLAIN_NAMES[0])
 
     def refused(self, op: ops.Operation) -> bool:
         """Whether the model refuses ``op`` now (tried on a copy; the model itself is untouched)."""

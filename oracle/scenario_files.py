@@ -29,10 +29,13 @@ def embedded() -> list[str]:
 
 def read(path: str) -> bytes:
     """A file's bytes, up to one more than a scenario may have (so /dev/zero ends, and
-    parse_xml names the limit); a bare name of a shipped scenario is found in the library."""
+    parse_xml names the limit); a path that is not here but in the library (a shipped
+    scenario's name, findings/NAME.xml) is read from there."""
     candidate = Path(path)
-    if not candidate.exists() and "/" not in path and path in embedded():
-        return library().joinpath(path).read_bytes()
+    shipped = library().joinpath(*Path(path).parts) if not candidate.is_absolute() and ".." not in candidate.parts \
+        else None
+    if not candidate.exists() and shipped is not None and shipped.is_file():  # e.g. findings/NAME.xml
+        return shipped.read_bytes()
     try:
         with candidate.open("rb") as file:
             return file.read(MAX_BYTES + 1)

@@ -17,6 +17,7 @@ spaces, quotes, unicode and over 255 bytes.
 from __future__ import annotations
 
 import unittest
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -28,6 +29,7 @@ from snaptree.model import ops
 
 from . import situations
 from .driver import Driver
+from .findings import Guard
 from .generate import HistoryGenerator
 from .lockstep import Divergence, Lockstep, Step
 
@@ -49,6 +51,8 @@ class SnapshotConformance(RuleBasedStateMachine):
     blocks: ClassVar[int] = 8
     listener: ClassVar[Listener | None] = None
     _driver: ClassVar[Driver | None] = None  # one driver object serves every example
+    guards: ClassVar[tuple[Guard, ...]] = ()  # known findings left out (snaptree.oracle.findings)
+    excluded: ClassVar[Counter[str] | None] = None  # how many candidates each guard left out
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,7 +61,7 @@ class SnapshotConformance(RuleBasedStateMachine):
             cls._driver = cls.make_driver()
         self.driver: Driver = cls._driver
         self.lockstep = Lockstep(self.driver, self.blocks).__enter__()
-        self.generator = HistoryGenerator(self.driver, self.lockstep.model)
+        self.generator = HistoryGenerator(self.driver, self.lockstep.model, self.guards, self.excluded)
 
     def teardown(self) -> None:
         self.lockstep.__exit__(None, None, None)
@@ -88,10 +92,11 @@ class SnapshotConformance(RuleBasedStateMachine):
 
 
 def conformance_machine(make_driver: Callable[[], Driver], blocks: int = 8,
-                        listener: Listener | None = None, label: str = "") -> type[SnapshotConformance]:
+                        listener: Listener | None = None, label: str = "", guards: tuple[Guard, ...] = (),
+                        excluded: Counter[str] | None = None) -> type[SnapshotConformance]:
     """A state machine class for one driver (each class has its own driver object)."""
     attrs: dict[str, Any] = {"make_driver": staticmethod(make_driver), "blocks": blocks, "listener": listener,
-                             "_driver": None}
+                             "_driver": None, "guards": guards, "excluded": excluded}
     return type(f"Conformance_{label or 'driver'}", (SnapshotConformance,), attrs)
 
 

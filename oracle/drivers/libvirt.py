@@ -103,7 +103,9 @@ def error_kind(code: int, message: str) -> str:
         return "disk-only"
     if code == 1 and "unable to save metadata" in message:  # a name too long for NAME.xml.new
         return "invalid-argument"
-    if code == 1 and "Server returned nothing" in message:  # the ESX driver's server dropped the request
+    # the ESX driver's server dropped the request: libcurl says so in one of two ways, depending
+    # on whether the reset came before or after the request was sent (seen with vcsim 0.24.2)
+    if code == 1 and ("Server returned nothing" in message or "Connection died" in message):
         return "crashed"
     if code in (3, 67, 74, 84):  # NO_SUPPORT, CONFIG_UNSUPPORTED, ARGUMENT_UNSUPPORTED, OPERATION_UNSUPPORTED
         return "unsupported"

@@ -1,0 +1,88 @@
+"""Known bugs of real components, and the guards that keep random checks off them.
+
+Each finding is a scenario file in ``scenarios/findings/``: the steps that show the bug, the
+model's (correct) expectations, and in its description what was seen and which versions are
+affected.  ``snaptree replay FINDING --driver ...`` shows the divergence.  Its ``guard``
+attribute names one of the guards below: while a finding exists, a random check under its
+profile draws no operation the guard matches (and says how many it left out), so that a bug
+already known does not end every check, while everything else is still checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from snaptree.model import Machine, ModelError, ops
+from snaptree.model.scenario import parse_xml
+
+from . import scenario_files
+
+
+@dataclass(frozen=True)
+class Guard:
+    name: str
+    what: str  # the operations it leaves out
+    excludes: Callable[[Machine, ops.Operation], bool]
+
+
+def _xml_special(m: Machine, op: ops.Operation) -> bool:
+    return isinstance(op, ops.CreateSnapshot) and any(c in text for text in (op.name or "", op.description)
+                                                      for c in "<&")
+
+
+def _children_delete_over_a_branch(m: Machine, op: ops.Operation) -> bool:
+    if not (isinstance(op, ops.Delete) and "children" in op.flags):
+        return False
+    try:
+        target = m.profile.resolve(m, op, "delete")
+    except ModelError:
+        return False
+    return any(len(node.children) >= 2 for node in m.subtree(target)[:-1])
+
+
+def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
+    if not isinstance(op, ops.Delete) or m.current is None or m.current.parent is not None or len(m.snapshots) < 2:
+        return False
+    try:
+        return m.profile.resolve(m, op, "delete") is m.current
+    except ModelError:
+        return False
+
+
+GUARDS = {g.name: g for g in (
+    Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
+    Guard("children-delete-over-a-branch", "CHILDREN deletes of a snapshot with a branch below it",
+          _children_delete_over_a_branch),
+    Guard("delete-current-root", "deletes of the current snapshot while it is a root and others remain",
+          _delete_current_root),
+)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str  # relative to the scenario library
+    profile: str
+    guard: Guard | None
+    title: str
+
+
+@cache
+def findings() -> tuple[Finding, ...]:
+    folder = scenario_files.library().joinpath("findings")
+    found = []
+    for entry in sorted(folder.iterdir(), key=lambda f: f.name) if folder.is_dir() else []:
+        if entry.name.endswith(".xml"):
+            root = parse_xml(entry.read_bytes())
+            guard = root.get("guard")
+            if guard is not None and guard not in GUARDS:
+                raise KeyError(f"findings/{entry.name} names an unknown guard '{guard}' (known: {', '.join(GUARDS)})")
+            found.append(Finding(f"findings/{entry.name}", root.get("profile", ""), GUARDS.get(guard or ""),
+                                 root.findtext("title", "").strip()))
+    return tuple(found)
+
+
+def guards_for(profile: str) -> list[tuple[Guard, Finding]]:
+    """The guards that the known findings under this profile name."""
+    return [(f.guard, f) for f in findings() if f.guard is not None and f.profile == profile]

@@ -1,0 +1,72 @@
+"""The library of findings (scenarios/findings/): each is a real component's bug with the
+model's expectations, still reproduces where it says so, and its guard keeps random checks off
+it and says how much it left out.  When an upstream fix lands, the reproduction test turns red
+and the finding is updated."""
+
+from __future__ import annotations
+
+import pytest
+
+from snaptree.model import ops
+from snaptree.oracle import cli
+from snaptree.oracle.check import check
+from snaptree.oracle.drivers.model import ModelDriver
+from snaptree.oracle.findings import GUARDS, findings, guards_for
+
+from .test_driver_libvirt import require_qemu
+from .test_driver_vsphere import ESX_URI
+
+
+def require_simulator() -> None:
+    from snaptree.oracle.drivers import vcsim
+    from snaptree.oracle.drivers.vsphere import VsphereDriver
+
+    problem = VsphereDriver.availability() or vcsim.missing()
+    if problem:
+        pytest.fail(f"the real component is missing: {problem} (or run `bash .ci/setup --real`)")
+
+
+def test_every_finding_passes_the_model_and_names_a_known_guard() -> None:
+    found = findings()
+    assert len(found) >= 3
+    for finding in found:
+        assert cli.main(["run", finding.path]) == 0, finding.path
+        assert finding.guard is not None and finding.guard.name in GUARDS
+
+
+def test_a_guard_leaves_its_operations_out_and_counts_them() -> None:
+    result = check(ModelDriver, "libvirt-esx", examples=60, seed=1, database=None, progress=None)
+    assert result.conforms
+    names = {guard.name for guard, _ in result.guarded}
+    assert names == {"unescaped-xml", "delete-current-root"}
+    assert result.stats.excluded["unescaped-xml"] > 0
+    unguarded = check(ModelDriver, "libvirt-esx", examples=60, seed=1, database=None, progress=None, guards=False)
+    assert not unguarded.guarded and not unguarded.stats.excluded
+
+
+def test_the_unescaped_xml_guard_matches_markup_only() -> None:
+    guard = GUARDS["unescaped-xml"]
+    from snaptree.model import Machine, get_profile
+
+    m = Machine(get_profile("libvirt-esx"))
+    assert guard.excludes(m, ops.CreateSnapshot(name="A", description="a & b"))
+    assert guard.excludes(m, ops.CreateSnapshot(name="x<y"))
+    assert not guard.excludes(m, ops.CreateSnapshot(name="quo'te\"s", description="ünïcødé"))
+    assert [g.name for g, _ in guards_for("esx")] == []
+
+
+def test_libvirt_esx_unescaped_xml_still_reproduces(capsys: pytest.CaptureFixture[str]) -> None:
+    require_simulator()
+    code = cli.main(["replay", "findings/libvirt-9.0-esx-unescaped-xml.xml", "--driver", "libvirt", "--uri", ESX_URI])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "description: model 'a &amp; b', driver 'a & b'" in out
+
+
+def test_libvirt_qemu_delete_children_segfault_still_reproduces(capsys: pytest.CaptureFixture[str]) -> None:
+    require_qemu()
+    code = cli.main(["replay", "findings/libvirt-9.0-qemu-delete-children-segfault.xml", "--driver", "libvirt",
+                     "--profile", "libvirt-qemu"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "delete P [children]" in out and "crashed" in out
