@@ -13,8 +13,8 @@ from typing import Any
 from snaptree.model import PROFILES, Machine, notation, observe
 from snaptree.model.scenario import Run, ScenarioError, run
 
-from . import libvirt_xml, render, scenario_files
-from .driver import Driver, DriverUnavailable
+from . import libvirt_xml, lifetime, render, scenario_files
+from .driver import Driver, DriverUnavailable, EnvironmentFailure
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -104,6 +104,8 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
     from .drivers import load
 
     cls = load(args.driver)
+    if getattr(args, "uri", None) and not cls.takes_uri:
+        raise UsageError(f"driver '{cls.name}' takes no --uri (only libvirt does)")
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
     profile = _profile_list(args.profile)[0] if args.profile else cls.default_profile(options)
     if profile not in cls.profiles:
@@ -162,7 +164,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.profile = scenario.profile
     cls, profile, options = _driver_class(args)
     scenario.profile = profile
-    lockstep, divergence = replay(cls(profile, **options), scenario)
+    driver = cls(profile, **options)
+    try:
+        lockstep, divergence = replay(driver, scenario)
+    finally:
+        driver.close()
     if divergence is None:
         print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of {args.file}")
         return EXIT_OK
@@ -343,12 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args: Any = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
-    except (UsageError, ScenarioError, DriverUnavailable) as error:
+        with lifetime.signals_handled():  # SIGTERM, SIGHUP, SIGINT: unwind, clean up, exit 128 + signal
+            return int(args.handler(args))
+    except (UsageError, ScenarioError, DriverUnavailable, EnvironmentFailure) as error:
         print(f"snaptree: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except lifetime.Terminated as signalled:
+        print(f"snaptree: {signalled}", file=sys.stderr)
+        return signalled.exit_status
     except KeyboardInterrupt:
         print("snaptree: interrupted", file=sys.stderr)
         return 130
