@@ -262,12 +262,14 @@ current snapshot, power state, memory images, and the blocks every snapshot read
 divergence is shrunk to a minimal history and written as a scenario file that replays.
 Failures found once are tried first next time (Hypothesis' example database, --database).
 
-exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 setup error""",
+exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 set-up error (the machine under
+the driver failed: a full disk, a disk size qcow2 cannot hold) or bad input, 130 SIGINT, 143 SIGTERM""",
     "replay": """examples:
   snaptree replay snaptree-out/counterexample-qemu-img-qemu-img-20261126-101500.xml --driver qemu-img
   snaptree replay scenarios/seed-delete-leaf.xml --driver model --profile esx
 
-exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 bad input""",
+exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 set-up error or bad
+input, 130 SIGINT, 143 SIGTERM""",
     "dumpxml": """examples:
   snaptree dumpxml scenarios/seed-delete-leaf.xml B
   snaptree dumpxml my.xml C --step 5 --profile libvirt-qemu

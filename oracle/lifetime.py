@@ -41,7 +41,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .driver import EnvironmentFailure
+from snaptree.model import ops
+
+from .driver import EnvironmentFailure, Result
 
 SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1
 SHORT_BASE = "/tmp"  # for directories that hold sockets, when TMPDIR is too deep
@@ -261,12 +263,23 @@ def full_disk_note(path: Path) -> str:
     """A note "(...: No space left on device)" when the file system of ``path`` is full, else "":
     for messages that name only what failed (libvirt: "Failed to write pid file")."""
     try:
-        fs = os.statvfs(path.parent if not path.exists() else path)
+        fs = os.statvfs(path if path.exists() else path.parent)
     except OSError:
         return ""
-    if fs.f_bavail == 0 or fs.f_favail == 0:
+    if fs.f_bfree == 0 or fs.f_ffree == 0:
         return f" (the file system of {path}: {os.strerror(errno.ENOSPC)})"
     return ""
+
+
+def raise_if_full(path: Path, op: ops.Operation, result: Result) -> None:
+    """After a live QEMU's refusal, or a write it reports on a log that may be on the same full
+    disk ("Error while writing VM state: Input/output error", or nothing): when the file system
+    of ``path`` is full, that is the cause, not the system under test."""
+    if result.ok and not isinstance(op, ops.Write):
+        return
+    note = full_disk_note(path)
+    if note:
+        raise EnvironmentFailure(f"the machine under the driver failed: {ops.describe(op)}: {result.brief()}{note}")
 
 
 @contextlib.contextmanager

@@ -439,13 +439,16 @@ class LibvirtDriver(Driver):
 
     def apply(self, op: ops.Operation) -> Result:
         try:
-            return self._apply(op)
+            result = self._apply(op)
         except LibvirtFailure as failure:
             lifetime.raise_if_machine_failure(failure.message, "libvirt")  # a full disk is no answer of libvirt's
-            return Result.error(error_kind(failure.code, failure.message), failure.message)
+            result = Result.error(error_kind(failure.code, failure.message), failure.message)
         except qc.QemuCallFailed as failure:  # a write QEMU refused
             lifetime.raise_if_machine_failure(failure.message, "qemu-io")
-            return Result.error(qc.write_refusal(failure.message, "qemu-io-failed"), failure.message)
+            result = Result.error(qc.write_refusal(failure.message, "qemu-io-failed"), failure.message)
+        if self.workdir is not None:
+            lifetime.raise_if_full(self.workdir, op, result)
+        return result
 
     def _apply(self, op: ops.Operation) -> Result:
         call = self.session.call

@@ -382,11 +382,14 @@ class LiveQemuDriver(Driver):
 
     def apply(self, op: ops.Operation) -> Result:
         try:
-            return self._apply(op)
+            result = self._apply(op)
         except ExecuteError as error:
-            return failure(str(error))
+            result = failure(str(error))
         except QemuCallFailed as error:
-            return failure(error.message)
+            result = failure(error.message)
+        assert self.space is not None
+        lifetime.raise_if_full(self.space.path, op, result)
+        return result
 
     def _apply(self, op: ops.Operation) -> Result:
         if isinstance(op, ops.Write):
