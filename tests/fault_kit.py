@@ -1,10 +1,11 @@
-"""What the offline QEMU driver tests share: failing (not skipping) without QEMU, and
-interrupting a `snaptree check` run to look for what it left behind."""
+"""What the real-driver tests share: failing (not skipping) without the real component, and
+`snaptree check` as a process of its own, to signal it, fill its disk, and look for what it
+left behind (processes, directories) afterwards."""
 
 from __future__ import annotations
 
 import os
-import signal
+import random
 import subprocess
 import sys
 import time
@@ -12,9 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from snaptree.oracle import lifetime
+from snaptree.oracle.drivers import load
 from snaptree.oracle.drivers.qemu_common import missing
 
 SNAPTREE = Path(sys.executable).with_name("snaptree")
+
+# every real driver, as `snaptree check` arguments
+CHECKS = {
+    "qemu-img": ("--driver", "qemu-img"),
+    "qcow2-chain": ("--driver", "qcow2-chain", "--profile", "esx"),
+    "qemu-hmp": ("--driver", "qemu-hmp"),
+    "qemu-qmp": ("--driver", "qemu-qmp"),
+    "libvirt-test": ("--driver", "libvirt", "--uri", "test:///default"),
+    "libvirt-qemu": ("--driver", "libvirt", "--profile", "libvirt-qemu"),
+}
+WITH_DISK = [name for name in CHECKS if name != "libvirt-test"]  # the test driver has no disk or process
 
 
 def require_qemu() -> None:
@@ -23,72 +37,74 @@ def require_qemu() -> None:
         pytest.fail(f"the real component is missing: {problem} (or run `bash .ci/setup --real`)")
 
 
-def processes_using(folder: Path) -> list[str]:
-    """Command lines of live processes that name anything under ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def require(name: str) -> None:
+    """Fail, naming the install command, where a driver's real component is missing."""
+    problem = load(CHECKS[name][1]).availability()
+    if name in WITH_DISK:
+        problem = problem or missing("qemu-system-x86_64", "qemu-img", "qemu-io")
+    if problem:
+        pytest.fail(f"the real component is missing: {problem} (or run `bash .ci/setup --real`)")
+
+
+class Check:
+    """One `snaptree check` process whose TMPDIR is ``tmpdir``; its progress is off (json), so
+    that stderr holds only what it says when it stops."""
+
+    def __init__(self, name: str, tmpdir: Path, out: Path, examples: int = 100_000, seed: int = 5,
+                 extra: tuple[str, ...] = ()):
+        self.name, self.tmpdir = name, tmpdir
+        env = dict(os.environ, TMPDIR=str(tmpdir))
+        argv = [str(SNAPTREE), "check", *CHECKS[name], "--examples", str(examples), "--seed", str(seed),
+                "--database", "none", "--format", "json", "--out", str(out), *extra]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def workspaces(self) -> list[Path]:
+        """Its scratch directories: under TMPDIR, or /tmp for libvirt's sockets."""
+        pattern = f"snaptree-*-{self.proc.pid}-*"
+        return sorted({*self.tmpdir.glob(pattern), *Path(lifetime.SHORT_BASE).glob(pattern)})
+
+    def wait_inside(self) -> None:
+        """Until it is inside an example (a workspace exists; the test driver makes none: a
+        second), then a random moment more."""
+        deadline = time.monotonic() + 90
+        while not (self.workspaces() if self.name in WITH_DISK else time.monotonic() - self.started > 1.5):
+            if self.proc.poll() is not None:
+                pytest.fail(f"snaptree check ended early: {self.finish()[2]}")
+            assert time.monotonic() < deadline, "snaptree check made no workspace within 90 s"
+            time.sleep(0.02)
+        time.sleep(random.uniform(0, 1.5))
+
+    def finish(self, timeout: float = 90) -> tuple[int, str, str]:
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(str(folder).encode() in arg for arg in argv):
-            found.append(" ".join(a.decode(errors="replace") for a in argv))
-    return found
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            pytest.fail(f"snaptree check did not end within {timeout:.0f} s: {err.decode(errors='replace')}")
+        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def leftovers(self, seconds: float = 15) -> list[str]:
+        """Processes (qemu-system, qemu-img, qemu-io, the libvirt helper, virtlogd: anything
+        naming its TMPDIR or workspaces) still alive after ``seconds``, and its directories."""
+        folders = [self.tmpdir, *self.workspaces()]
+        deadline = time.monotonic() + seconds
+        while (alive := lifetime.processes_using(folders)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        processes = [f"process {pid}: {_cmdline(pid)}" for pid in alive]
+        return processes + [f"directory {p}" for p in self.workspaces()]
 
 
-def start_check(driver: str, profile: str, tmp: Path) -> subprocess.Popen[bytes]:
-    """A long `snaptree check` whose scratch directories go to ``tmp``; returns once it is
-    inside an example (a workspace exists)."""
-    env = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen(
-        [str(SNAPTREE), "check", "--driver", driver, "--profile", profile, "--examples", "100000", "--seed", "5",
-         "--database", "none", "--out", str(tmp / "out")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not list(tmp.glob(f"snaptree-{driver}-*")):
-        assert proc.poll() is None, f"snaptree check ended early: {proc.stderr.read().decode() if proc.stderr else ''}"
-        assert time.monotonic() < deadline, "snaptree check made no workspace within 60 s"
-        time.sleep(0.05)
-    time.sleep(0.7)  # well into the run, likely in the middle of a qemu-img/qemu-io call
-    return proc
-
-
-def leftovers(tmp: Path) -> list[str]:
-    return sorted(p.name for p in tmp.glob("snaptree-*"))
-
-
-def wait_for_no_processes(tmp: Path, seconds: float = 15) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while (alive := processes_using(tmp)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
-
-
-def interrupt_and_check(driver: str, profile: str, tmp: Path, signum: int) -> None:
-    """SIGINT and SIGTERM: the run ends, every process and scratch directory with it."""
-    proc = start_check(driver, profile, tmp)
-    proc.send_signal(signum)
+def _cmdline(pid: int) -> str:
     try:
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
-    assert wait_for_no_processes(tmp, 5) == [], "qemu processes outlived the run"
-    assert leftovers(tmp) == [], f"scratch directories left after {signal.Signals(signum).name}"
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "(gone)"
 
 
-def kill_and_check(driver: str, profile: str, tmp: Path) -> None:
-    """SIGKILL: nothing can run in the killed process.  Its qemu children are short calls that
-    end by themselves; its scratch directory is removed by the next run."""
-    proc = start_check(driver, profile, tmp)
-    proc.kill()
-    proc.wait(timeout=30)
-    assert wait_for_no_processes(tmp) == [], "qemu processes outlived the killed run"
-    env = dict(os.environ, TMPDIR=str(tmp))
-    done = subprocess.run([str(SNAPTREE), "check", "--driver", driver, "--profile", profile, "--examples", "2",
-                           "--seed", "1", "--database", "none", "--out", str(tmp / "out")],
-                          env=env, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
-    assert leftovers(tmp) == [], "the next run did not remove the killed run's scratch directory"
+def one_line(stderr: str) -> str:
+    """The one line a stopped run says on stderr (and never a traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
+    return lines[0]
