@@ -198,7 +198,7 @@ class Terminated(KeyboardInterrupt):
 
     def __str__(self) -> str:
         name = signal.Signals(self.signum).name
-        return "interrupted (SIGINT)" if self.signum == signal.SIGINT else f"terminated by {name}"
+        return "interrupted" if self.signum == signal.SIGINT else f"terminated by {name}"
 
     @property
     def exit_status(self) -> int:

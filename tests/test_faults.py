@@ -21,7 +21,7 @@ from snaptree.oracle.drivers import load
 
 from .fault_kit import CHECKS, SNAPTREE, WITH_DISK, Check, one_line, require
 
-MESSAGES = {signal.SIGINT: "snaptree: interrupted (SIGINT)", signal.SIGTERM: "snaptree: terminated by SIGTERM",
+MESSAGES = {signal.SIGINT: "snaptree: interrupted", signal.SIGTERM: "snaptree: terminated by SIGTERM",
             signal.SIGHUP: "snaptree: terminated by SIGHUP"}
 
 
