@@ -35,11 +35,13 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from snaptree.model import ops
 
@@ -119,8 +121,16 @@ def release(space: Workspace | None, processes: bool = False) -> None:
 
 
 def remove_all() -> None:
+    """At exit: every directory named after this process, also one that a process of libvirt's
+    made again after its example released it (whatever still uses one is killed first)."""
     for space in list(_live):
         release(space)
+    mine = [entry for root in {Path(tempfile.gettempdir()), Path(SHORT_BASE)}
+            for entry in root.glob(f"snaptree-*-{os.getpid()}-*") if _OWNED.match(entry.name)]
+    if mine:
+        kill_processes_using(mine)
+        for entry in mine:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def sweep(*folders: str) -> list[Path]:
@@ -213,11 +223,28 @@ def _on_signal(signum: int, frame: object) -> None:
     raise _unwinding
 
 
+def _unraisable(info: Any) -> None:
+    """A ``Terminated`` raised where Python swallows exceptions (a gc callback, a finaliser)
+    would print "Exception ignored" and a traceback, and be lost: signal again instead, a
+    moment later from a thread (so that the handler runs once this hook has returned), for it
+    to be raised where it can unwind the run."""
+    global _unwinding
+    if isinstance(info.exc_value, Terminated) and info.exc_value is _unwinding:
+        _unwinding = None
+        threading.Timer(0.02, os.kill, (os.getpid(), info.exc_value.signum)).start()
+        return
+    _previous_unraisable(info)
+
+
+_previous_unraisable = sys.unraisablehook
+
+
 def handle_signals(signums: tuple[int, ...] = (signal.SIGINT, *SIGNALS)) -> None:
     """Turn these signals into ``Terminated`` where nobody else has claimed them (and only
     from the main thread, where Python can)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    sys.unraisablehook = _unraisable
     for signum in signums:
         if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _on_signal)

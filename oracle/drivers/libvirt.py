@@ -243,9 +243,9 @@ class EmbedHelper:
         self.channel, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(f"qemu:///embed?root={root / 'libvirt'}", str(root),
                                                             child, self.channel), daemon=True)
-        self.process.start()
-        child.close()
         try:
+            self.process.start()
+            child.close()
             self._answer()
         except BaseException:  # e.g. a signal while libvirt starts: the helper must not go on alone
             self.kill()
