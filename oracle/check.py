@@ -20,6 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from snaptree.model import ops
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
+from . import lifetime
 from .driver import Driver
 from .lockstep import Divergence, Lockstep
 from .lockstep import Step as LockstepStep
@@ -128,6 +129,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
     except Divergence as divergence:
         result.divergence = divergence
     except Flaky as flaky:
+        lifetime.reraise_unwinding(flaky)
         result.flaky = True
         inner = [e for e in getattr(flaky, "exceptions", []) if isinstance(e, Divergence)]
         result.divergence = inner[0] if inner else None

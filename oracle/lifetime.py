@@ -265,6 +265,16 @@ def signals_handled() -> Iterator[None]:
         _unwinding = None
 
 
+def reraise_unwinding(error: BaseException) -> None:
+    """Raise the set-up error or signal that ``error`` (Hypothesis' FlakyStrategyDefinition
+    while it unwound one) was raised in the handling of, if any."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, EnvironmentFailure | Terminated):
+            raise seen.with_traceback(None) from None
+        seen = seen.__context__
+
+
 def raise_if_terminating() -> None:
     """Raise the signal's ``Terminated`` again where something swallowed it."""
     if _unwinding is not None:
