@@ -25,6 +25,7 @@ from snaptree.model import get_profile, ops
 from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
+from . import lifetime
 from .driver import Driver
 from .findings import Finding, Guard, guards_for
 from .lockstep import Divergence, Lockstep
@@ -169,6 +170,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
     except Divergence as divergence:
         result.divergence = divergence
     except Flaky as flaky:
+        lifetime.reraise_unwinding(flaky)
         result.flaky = True
         inner = [e for e in getattr(flaky, "exceptions", []) if isinstance(e, Divergence)]
         result.divergence = inner[0] if inner else None

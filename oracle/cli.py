@@ -21,8 +21,8 @@ from snaptree.model import PROFILES, Machine, notation, observe, ops
 from snaptree.model.escape import printable
 from snaptree.model.scenario import Run, ScenarioError, run
 
-from . import libvirt_xml, render, scenario_files
-from .driver import Driver, DriverUnavailable
+from . import libvirt_xml, lifetime, render, scenario_files
+from .driver import Driver, DriverUnavailable, EnvironmentFailure
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # how writing to a full or failing output (> /dev/full, a full disk) fails; files snaptree
@@ -177,6 +177,8 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
     unset = [attr for attr in ("name", "profiles") if not getattr(cls, attr, None)]
     if unset:
         raise UsageError(f"driver '{args.driver}' does not set {' or '.join(unset)}")
+    if getattr(args, "uri", None) and not cls.takes_uri:
+        raise UsageError(f"driver '{cls.name}' takes no --uri (only libvirt does)")
     options = {"uri": args.uri} if getattr(args, "uri", None) else {}
     options.update({key: value for key in ("url", "vm", "insecure") if (value := getattr(args, key, None))})
     profile = _one_profile(args.profile) or cls.default_profile(options)
@@ -271,7 +273,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if problem:  # the driver does not claim this: no verdict on it either way
             raise UsageError(f"cannot replay {args.file} on driver {cls.name}: step {index} "
                              f"({ops.describe(step.op)}): {problem}")
-    lockstep, divergence = replay(driver, scenario)
+    try:
+        lockstep, divergence = replay(driver, scenario)
+    finally:
+        driver.close()
     if divergence is None:
         print(f"SAME: driver {cls.name} and profile {profile} agree on all {len(lockstep.history)} steps of "
               f"{printable(args.file)}")
@@ -383,12 +388,14 @@ current snapshot, power state, memory images, and the blocks every snapshot read
 divergence is shrunk to a minimal history and written as a scenario file that replays.
 Failures found once are tried first next time (Hypothesis' example database, --database).
 
-exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 setup error""",
+exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 set-up error (the machine under
+the driver failed: a full disk, a disk size qcow2 cannot hold) or bad input, 130 SIGINT, 143 SIGTERM""",
     "replay": """examples:
   snaptree replay snaptree-out/counterexample-qemu-img-qemu-img-20261126-101500.xml --driver qemu-img
   snaptree replay scenarios/seed-delete-leaf.xml --driver model --profile esx
 
-exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 bad input""",
+exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 set-up error or bad
+input, 130 SIGINT, 143 SIGTERM""",
     "dumpxml": """examples:
   snaptree dumpxml scenarios/seed-delete-leaf.xml B
   snaptree dumpxml my.xml C --step 5 --profile libvirt-qemu
@@ -487,10 +494,11 @@ def _drop_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args: Any = build_parser().parse_args(argv)
-        code = int(args.handler(args))
-        sys.stdout.flush()  # a full disk shows here, not at exit
+        with lifetime.signals_handled():  # SIGTERM, SIGHUP, SIGINT: unwind, clean up, exit 128 + signal
+            code = int(args.handler(args))
+            sys.stdout.flush()  # a full disk shows here, not at exit
         return code
-    except (UsageError, ScenarioError, DriverUnavailable) as error:
+    except (UsageError, ScenarioError, DriverUnavailable, EnvironmentFailure) as error:
         print(f"snaptree: {printable(str(error))}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except BrokenPipeError:
@@ -502,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _drop_stdout()
         print(f"snaptree: cannot write the output: {error.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except lifetime.Terminated as signalled:
+        print(f"snaptree: {signalled}", file=sys.stderr)
+        return signalled.exit_status
     except KeyboardInterrupt:
         print("snaptree: interrupted", file=sys.stderr)
         return 130

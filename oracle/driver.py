@@ -35,6 +35,14 @@ class DriverUnavailable(Exception):
     """The real component is missing or cannot start; the message says how to install it."""
 
 
+class EnvironmentFailure(BaseException):
+    """The machine under the driver failed (a full disk, a disk size qcow2 cannot hold): a
+    set-up error, never a verdict on the driver.  Not an ``Exception``, so that Hypothesis does
+    not take it for a failing example (and shrink and replay it) and no driver's ``except
+    Exception`` turns it into an outcome; `snaptree check` and `replay` report it in one line
+    and exit 2."""
+
+
 @dataclass
 class Result:
     """One operation's outcome on a driver: ok, or an error kind with the real message.
@@ -69,6 +77,7 @@ class Driver(ABC):
     by_id: ClassVar[bool | frozenset[str]] = False
     memory_choice: ClassVar[bool] = True  # create can ask for memory or a disk-only snapshot
     values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store
+    takes_uri: ClassVar[bool] = False  # `--uri` is an option of this driver
 
     def __init__(self, profile: str | None = None, **options: Any):
         chosen = profile or self.profiles[0]

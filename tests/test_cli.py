@@ -216,6 +216,13 @@ def test_unknown_profile_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown profile 'hyperv'" in assert_one_line_error(code, err, out)
 
 
+@pytest.mark.parametrize("command", ["check", "replay"])
+def test_uri_for_a_driver_that_takes_none(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    where = [scenario_files.SEED_EXAMPLE] if command == "replay" else []
+    code, out, err = run_cli(capsys, command, *where, "--driver", "model", "--profile", "esx", "--uri", "test:///x")
+    assert "driver 'model' takes no --uri" in assert_one_line_error(code, err, out)
+
+
 def test_bad_files_are_refused_before_any_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write(tmp_path, "good.xml", f'<scenario profile="esx">{SEED_STEPS}</scenario>')
     code, out, err = run_cli(capsys, "run", good, str(tmp_path / "missing.xml"))

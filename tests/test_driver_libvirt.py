@@ -5,6 +5,7 @@ the tests FAIL, naming the install command (the CI installs them with `bash .ci/
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import time
@@ -38,8 +39,9 @@ def require_qemu() -> None:
 def leftovers() -> list[str]:
     """Processes and directories an embedded-QEMU example could leave behind."""
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    found = [line for line in ps.splitlines() if "snaptree-libvirt-" in line and "qemu-system" in line]
-    return found + [str(p) for p in Path("/tmp").glob("snaptree-libvirt-*")]
+    mine = f"snaptree-libvirt-{os.getpid()}-"  # this process's examples, not another run's
+    found = [line for line in ps.splitlines() if mine in line and "qemu-system" in line]
+    return found + [str(p) for p in Path("/tmp").glob(mine + "*")]
 
 
 # -- conformance --------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ these tests fail, they do not skip."""
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ from snaptree.oracle.drivers.qemu_common import call
 from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
 
-from .qemu_offline_kit import interrupt_and_check, kill_and_check, require_qemu
+from .fault_kit import require_qemu
 
 
 @pytest.mark.parametrize("profile", ["esx", "vbox"])
@@ -131,14 +130,3 @@ def test_awkward_names_and_ids(profile: str) -> None:
         lockstep.step(ops.Revert(id=next(iter(lockstep.model.snapshots))))  # the model's id; lockstep translates
         for name in AWKWARD_NAMES:
             lockstep.step(ops.Delete(name))
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_check_leaves_nothing(tmp_path: Path, signum: int) -> None:
-    require_qemu()
-    interrupt_and_check("qcow2-chain", "esx", tmp_path, signum)
-
-
-def test_killed_check_is_cleaned_up_by_the_next_run(tmp_path: Path) -> None:
-    require_qemu()
-    kill_and_check("qcow2-chain", "esx", tmp_path)

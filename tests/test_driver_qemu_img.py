@@ -4,7 +4,6 @@ Needs qemu-utils (`bash .ci/setup --real`); without it these tests fail, they do
 from __future__ import annotations
 
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from snaptree.oracle.drivers.qemu_img import QemuImgDriver, error_kind
 from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
 
-from .qemu_offline_kit import interrupt_and_check, kill_and_check, require_qemu
+from .fault_kit import require_qemu
 
 
 @pytest.fixture
@@ -132,16 +131,3 @@ def test_errors_keep_qemu_img_messages(driver: QemuImgDriver) -> None:
     assert (missing_name.kind, missing_name.message) == ("not-found", "Could not delete snapshot 'nope': snapshot not found")
     unnamed = driver.apply(ops.CreateSnapshot(None))
     assert (unnamed.kind, unnamed.message) == ("invalid-argument", "Expecting one image file name")
-
-
-# -- nothing left behind ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_check_leaves_nothing(tmp_path: Path, signum: int) -> None:
-    require_qemu()
-    interrupt_and_check("qemu-img", "qemu-img", tmp_path, signum)
-
-
-def test_killed_check_is_cleaned_up_by_the_next_run(tmp_path: Path) -> None:
-    require_qemu()
-    kill_and_check("qemu-img", "qemu-img", tmp_path)

@@ -4,7 +4,6 @@ naming the install command (the CI installs them with `bash .ci/setup --real`)."
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from snaptree.oracle.driver import DriverUnavailable
 from snaptree.oracle.drivers import vcsim
 from snaptree.oracle.drivers.libvirt import LibvirtDriver
 from snaptree.oracle.drivers.vsphere import VsphereDriver
-
-from .qemu_offline_kit import interrupt_and_check, kill_and_check, processes_using
+from snaptree.oracle.lifetime import processes_using
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -32,7 +30,8 @@ def require_simulator() -> None:
 
 def leftovers() -> list[str]:
     """Simulators and scratch directories a run could leave behind."""
-    return processes_using(Path("/tmp/snaptree-vsphere-")) + [str(p) for p in Path("/tmp").glob("snaptree-vsphere-*")]
+    return ([f"process {pid}" for pid in processes_using([Path("/tmp/snaptree-vsphere-")])]
+            + [str(p) for p in Path("/tmp").glob("snaptree-vsphere-*")])
 
 
 # -- conformance --------------------------------------------------------------------------------
@@ -182,16 +181,8 @@ def test_a_real_host_url_keeps_the_vm_and_skips_ids(tmp_path: Path) -> None:
         simulator.stop()
 
 
-# -- signals --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_check_leaves_nothing(tmp_path: Path, signum: int) -> None:
-    interrupt_and_check("vsphere", "vcsim", tmp_path, signum)
-
-
-def test_killed_check_leaves_nothing(tmp_path: Path) -> None:
-    """SIGKILL: the simulator sees its stdin close and removes its own directory."""
-    kill_and_check("vsphere", "vcsim", tmp_path)
+# Signals (SIGINT, SIGTERM, SIGHUP, SIGKILL and the next run's sweep) are tests/test_faults.py's,
+# for every real driver: the simulator also sees its stdin close and removes its own directory.
 
 
 def test_build_is_cached_by_source_hash() -> None:

@@ -17,9 +17,17 @@ qemu.conf under the root is read, so ``user = "root"`` in DIR/etc/qemu.conf cann
 process that drops to ``nobody`` (setgroups/setgid/setuid), registers libvirt's default event
 loop, opens the embedded connection in the example's directory and answers calls over a pipe
 (:class:`EmbedHelper`).  Forking, not exec'ing, means ``nobody`` needs no access to the
-virtualenv or the source tree (a CI clone under /root works); the helper dies with its parent
-(PR_SET_PDEATHSIG), and teardown kills a QEMU left behind by its pid file.  libvirt's probe of
-QEMU's capabilities (1-2 s) is copied from the first example's root into the next ones.
+virtualenv or the source tree (a CI clone under /root works).  libvirt's probe of QEMU's
+capabilities (1-2 s) is copied from the first example's root into the next ones.
+
+Lifetime (see ``snaptree.oracle.lifetime``): the root is a workspace named after the checker's
+pid, under /tmp when TMPDIR is too deep for libvirt's sockets.  The helper sets its death
+signal after it becomes nobody (a change of credentials clears it) and closes the checker's
+end of the pipe, so the checker's death reaches it as SIGTERM or as the end of the pipe; either
+way it kills its QEMU (which libvirt daemonised, so nothing else would) and exits.  Teardown
+kills a QEMU left behind by its pid file, and a later run's sweep whatever a SIGKILL of both
+left.  ``stdio_handler = "file"`` in the root's qemu.conf: QEMU writes its log itself, rather
+than through a virtlogd that libvirt would start per root and that lingers 120 s.
 
 Block data is written through QEMU itself while the domain runs (HMP ``qemu-io -d
 /machine/peripheral/virtio-disk0/virtio-backend`` via ``virDomainQemuMonitorCommand``, then a
@@ -40,13 +48,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import re
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -59,8 +64,10 @@ from snaptree.model import ops
 from snaptree.model.profiles.libvirt import CREATE_BITS, DELETE_BITS, REVERT_BITS
 from snaptree.model.profiles.libvirt_esx import UNNAMED_CURRENT
 
-from ..driver import Driver, DriverUnavailable, Result
+from .. import lifetime
+from ..driver import Driver, DriverUnavailable, EnvironmentFailure, Result
 from ..libvirt_xml import create_xml
+from ..lifetime import Workspace
 from . import qemu_common as qc
 
 try:
@@ -73,6 +80,11 @@ CALL_TIMEOUT = 120.0  # seconds for one call into the embedded QEMU driver
 NOBODY = 65534
 DISK_QDEV = "/machine/peripheral/virtio-disk0/virtio-backend"  # the disk's BlockBackend, for HMP qemu-io
 POWER = {1: "running", 2: "running", 3: "paused", 5: "shutoff"}  # virDomainState
+# bytes of the longest socket path libvirt 9.0 binds below the example's directory (measured:
+# "/libvirt/lib/qemu/domain-1-snaptree/monitor.sock", 48), with room for domain-999
+SOCKET_ROOM = 52
+PIDFILE = "libvirt/run/qemu/snaptree.pid"
+QEMU_CONF = 'stdio_handler = "file"\n'  # no virtlogd per root: QEMU writes its own log
 
 # -- errors -------------------------------------------------------------------------------------
 
@@ -195,13 +207,35 @@ class Session:
         self.conn.close()
 
 
-def _serve(uri: str, home: str, channel: Any) -> None:
-    """The helper's life: become nobody, run libvirt's event loop, answer calls until closed."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the checker
+def kill_qemu(root: Path) -> None:
+    """SIGKILL the QEMU libvirt started in this root, by libvirt's pid file."""
+    try:
+        pid = int((root / PIDFILE).read_text().strip())
+        if b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
+            os.kill(pid, signal.SIGKILL)
+    except (ValueError, OSError):
+        pass
+
+
+def _serve(uri: str, home: str, channel: Any, checkers_end: Any) -> None:
+    """The helper's life: become nobody, run libvirt's event loop, answer calls until closed,
+    or until the checker dies; then end its QEMU too."""
+    checkers_end.close()  # else the checker's death would never close the pipe
+    checker = os.getppid()
+
+    def end(*_: object) -> None:
+        kill_qemu(Path(home))
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGHUP, end)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the checker's to handle
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
+    lifetime.die_with_parent(signal.SIGTERM)  # after setuid, which clears it
+    if os.getppid() != checker:  # the checker died before that
+        end()
     os.environ.update(HOME=home, XDG_RUNTIME_DIR=home, XDG_CACHE_HOME=home, XDG_CONFIG_HOME=home)
     log = os.open(os.path.join(home, "libvirt.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 2)  # libvirt's own log lines (e.g. "tainted: custom-monitor") stay out of the report
@@ -215,7 +249,10 @@ def _serve(uri: str, home: str, channel: Any) -> None:
         return
     channel.send(("ok", None))
     while True:
-        method, args = channel.recv()
+        try:
+            method, args = channel.recv()
+        except (EOFError, OSError):  # the checker is gone
+            end()
         try:
             channel.send(("ok", session.call(method, *args)))
         except LibvirtFailure as failure:
@@ -232,10 +269,14 @@ class EmbedHelper:
         context = multiprocessing.get_context("fork")
         self.channel, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(f"qemu:///embed?root={root / 'libvirt'}", str(root),
-                                                            child), daemon=True)
-        self.process.start()
-        child.close()
-        self._answer()
+                                                            child, self.channel), daemon=True)
+        try:
+            self.process.start()
+            child.close()
+            self._answer()
+        except BaseException:  # e.g. a signal while libvirt starts: the helper must not go on alone
+            self.kill()
+            raise
 
     def call(self, method: str, *args: Any) -> Any:
         self.channel.send((method, args))
@@ -261,13 +302,7 @@ class EmbedHelper:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
-        pidfile = self.root / "libvirt/run/qemu/snaptree.pid"
-        try:
-            pid = int(pidfile.read_text().strip())
-            if b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
-                os.kill(pid, signal.SIGKILL)
-        except (ValueError, OSError):
-            pass
+        kill_qemu(self.root)
         self.channel.close()
 
 
@@ -288,6 +323,7 @@ class LibvirtDriver(Driver):
     name = "libvirt"
     description = "libvirt 9.0 snapshots: the test driver (test:///default) or the embedded QEMU driver"
     profiles = ("libvirt-test", "libvirt-qemu", "libvirt-esx")
+    takes_uri = True
     by_id = False
     memory_choice = True
     # the test driver's abilities; the QEMU profile's are set per instance
@@ -340,7 +376,7 @@ class LibvirtDriver(Driver):
         else:
             self.uri = uri or "test:///default"
         self.session: Any = None  # Session (test) or EmbedHelper (QEMU)
-        self.workdir: Path | None = None
+        self.space: Workspace | None = None
         self.blocks = 0
         self.capabilities: dict[str, bytes] = {}
         if self.qemu:
@@ -358,8 +394,12 @@ class LibvirtDriver(Driver):
 
     # -- life of an example ------------------------------------------------------------------
 
+    @property
+    def workdir(self) -> Path | None:
+        return None if self.space is None else self.space.path
+
     def setup(self, blocks: int) -> None:
-        if self.workdir is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
+        if self.space is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
             self.teardown()  # the previous example was not torn down: never leak its domain or files
         self.blocks = blocks
         self.values_on_disk = qc.BlockValues()
@@ -374,17 +414,26 @@ class LibvirtDriver(Driver):
                                         "<os><type>hvm</type></os></domain>")
             return
         if self.base is not None:  # nobody must be able to reach it: e.g. under /tmp, not /root
-            os.makedirs(self.base, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix="snaptree-libvirt-", dir=self.base))
+            with lifetime.machine_failures():
+                os.makedirs(self.base, exist_ok=True)
+        self.space = lifetime.workspace("libvirt", room=SOCKET_ROOM, base=self.base)
+        workdir = self.space.path
         try:
-            disk = self.workdir / "disk.qcow2"
+            disk = workdir / "disk.qcow2"
             qc.create_image(disk, blocks)
-            for path in (self.workdir, disk):
-                os.chown(path, NOBODY, NOBODY)
-            self._restore_capabilities()
-            self.session = EmbedHelper(self.workdir)
+            with lifetime.machine_failures():
+                (workdir / "libvirt/etc").mkdir(parents=True)
+                (workdir / "libvirt/etc/qemu.conf").write_text(QEMU_CONF)
+                for path in (workdir, disk, workdir / "libvirt", workdir / "libvirt/etc"):
+                    os.chown(path, NOBODY, NOBODY)
+                self._restore_capabilities()
+            self.session = EmbedHelper(workdir)
             self.session.call("define", _qemu_domain(disk))
             self._keep_capabilities()
+        except LibvirtFailure as failure:  # no domain to check: a set-up error, not an outcome
+            self.teardown()
+            raise EnvironmentFailure(f"libvirt could not set up the example's domain: {failure.message.strip()}"
+                                     f"{lifetime.full_disk_note(workdir)}") from None
         except BaseException:
             self.teardown()
             raise
@@ -404,7 +453,7 @@ class LibvirtDriver(Driver):
         folder = self.workdir
         for part in self.CAPS.parts:
             folder = folder / part
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
             os.chown(folder, NOBODY, NOBODY)
         for name, data in self.capabilities.items():
             (folder / name).write_bytes(data)
@@ -425,13 +474,8 @@ class LibvirtDriver(Driver):
                 self.session.kill()
         finally:
             self.session = None
-            if self.workdir is not None:
-                for _ in range(50):  # a QEMU that is still exiting may write one last file
-                    shutil.rmtree(self.workdir, ignore_errors=True)
-                    if not self.workdir.exists():
-                        break
-                    time.sleep(0.1)
-                self.workdir = None
+            lifetime.release(self.space, processes=True)  # a QEMU that is still exiting, a helper
+            self.space = None
 
     def close(self) -> None:
         if self.esx is not None:
@@ -447,11 +491,16 @@ class LibvirtDriver(Driver):
 
     def apply(self, op: ops.Operation) -> Result:
         try:
-            return self._apply(op)
+            result = self._apply(op)
         except LibvirtFailure as failure:
-            return Result.error(error_kind(failure.code, failure.message), failure.message)
+            lifetime.raise_if_machine_failure(failure.message, "libvirt")  # a full disk is no answer of libvirt's
+            result = Result.error(error_kind(failure.code, failure.message), failure.message)
         except qc.QemuCallFailed as failure:  # a write QEMU refused
-            return Result.error("qemu-io-failed", failure.message)
+            lifetime.raise_if_machine_failure(failure.message, "qemu-io")
+            result = Result.error(qc.write_refusal(failure.message, "qemu-io-failed"), failure.message)
+        if self.workdir is not None:
+            lifetime.raise_if_full(self.workdir, op, result)
+        return result
 
     def _apply(self, op: ops.Operation) -> Result:
         call = self.session.call
@@ -483,13 +532,17 @@ class LibvirtDriver(Driver):
 
     def _write(self, block: int, value: str) -> None:
         state, _, _, domain_xml = self.session.call("listing")
-        command = qc.qemu_io_write(block, self.values_on_disk.stored(value))
+        words = qc.qemu_io_writes([(block, self.values_on_disk.stored(value))])
         if POWER.get(state) == "shutoff":
-            qc.call(["qemu-io", "-f", "qcow2", "-c", command, _disk_source(domain_xml)])
-        else:
-            _hmp_ok(self.session.call("hmp", f'qemu-io -d {DISK_QDEV} "{command}"'))
-            # qcow2 keeps new mappings in QEMU's metadata cache: flush so the file holds them
-            _hmp_ok(self.session.call("hmp", f'qemu-io -d {DISK_QDEV} "flush"'))
+            qc.call(["qemu-io", "-f", "qcow2", *words, _disk_source(domain_xml)])
+            return
+        assert self.workdir is not None
+        log = self.workdir / "libvirt/log/qemu/snaptree.log"  # QEMU's stdout, where HMP qemu-io reports
+        for command in words[1::2]:
+            before = qc.size(log)
+            _hmp_ok(self.session.call("hmp", f'qemu-io -d {DISK_QDEV} "{command}"') or qc.refusals(log, before))
+        # qcow2 keeps new mappings in QEMU's metadata cache: flush so the file holds them
+        _hmp_ok(self.session.call("hmp", f'qemu-io -d {DISK_QDEV} "flush"'))
 
     def _file_view(self, path: str, snapshot: str | None = None) -> dict[str, str]:
         assert self.workdir is not None

@@ -39,9 +39,20 @@ from typing import Any
 
 from snaptree.model import ops
 
+from .. import lifetime
 from ..driver import Driver, Result
-from . import qemu_io, scratch
-from .qemu_common import BLOCK_SIZE, QemuCallFailed, Workspace, call, create_image, decode_blocks, missing
+from ..lifetime import Workspace
+from . import qemu_io
+from .qemu_common import (
+    BLOCK_SIZE,
+    BlockValues,
+    QemuCallFailed,
+    call,
+    create_image,
+    decode_blocks,
+    missing,
+    write_refusal,
+)
 
 ACTIVE = "active.qcow2"
 SNAP_FILE = re.compile(r"^snap-(\d+)\.qcow2$")
@@ -110,7 +121,8 @@ class Qcow2ChainDriver(Driver):
 
     def setup(self, blocks: int) -> None:
         self.blocks = blocks
-        self.space = scratch.workspace(self.name)
+        self.space = lifetime.workspace(self.name)
+        self.values_on_disk = BlockValues(self.values)
         self.dir = self.space.path
         self.snaps: dict[str, Entry] = {}  # by id, in creation order
         self.tick = 0
@@ -119,7 +131,7 @@ class Qcow2ChainDriver(Driver):
         self.stale = False
 
     def teardown(self) -> None:
-        scratch.release(self.space)
+        lifetime.release(self.space)
         self.space = None
 
     def file(self, snapshot_id: str | None) -> Path:
@@ -168,8 +180,8 @@ class Qcow2ChainDriver(Driver):
     def apply(self, op: ops.Operation) -> Result:
         try:
             if isinstance(op, ops.Write):
-                self.views[None] = qemu_io.write_and_read(self.file(None), [(op.block, op.value)], self.blocks,
-                                                          self.values)
+                self.views[None] = qemu_io.write_and_read_values(self.file(None), [(op.block, op.value)], self.blocks,
+                                                                 self.values_on_disk)
                 return Result(True)
             if isinstance(op, ops.CreateSnapshot):
                 return self.create(op)
@@ -179,8 +191,7 @@ class Qcow2ChainDriver(Driver):
                 return self.delete(op)
         except QemuCallFailed as error:
             self.stale = True
-            kind = "invalid-argument" if "write failed" in error.message else "unexpected"
-            return Result.error(kind, error.message)
+            return Result.error(write_refusal(error.message, "unexpected"), error.message)
         return Result.error("unsupported", f"a chain of qcow2 files has no VM: no '{op.tag}' operation")
 
     def create(self, op: ops.CreateSnapshot) -> Result:
@@ -210,7 +221,7 @@ class Qcow2ChainDriver(Driver):
         os.unlink(self.file(None))  # the unsaved changes are lost for good [§1]
         create_image(self.file(None), self.blocks, backing=self.file(target))
         if not self.stale:  # no snapshot file changed: read only the new current state
-            self.views[None] = qemu_io.write_and_read(self.file(None), [], self.blocks, self.values)
+            self.views[None] = qemu_io.write_and_read_values(self.file(None), [], self.blocks, self.values_on_disk)
         return Result(True)
 
     def delete(self, op: ops.Delete) -> Result:
@@ -292,7 +303,8 @@ class Qcow2ChainDriver(Driver):
         finally:
             os.unlink(out)
         size = self.blocks * BLOCK_SIZE
-        self.views = {sid: decode_blocks(data[i * size:(i + 1) * size], self.blocks) for i, sid in enumerate(order)}
+        self.views = {sid: self.values_on_disk.read(decode_blocks(data[i * size:(i + 1) * size], self.blocks))
+                      for i, sid in enumerate(order)}
         self.stale = False
 
     def observe(self) -> dict[str, Any]:

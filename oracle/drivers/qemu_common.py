@@ -1,5 +1,5 @@
 """What the QEMU-based drivers share: block values as byte patterns, bounded process calls,
-a scratch directory per example, and reading a qcow2 image's snapshot table and contents.
+and reading a qcow2 image's snapshot table and contents.
 
 Names and other arguments always go to processes as separate argv items, never through a
 shell; every call has a timeout."""
@@ -10,17 +10,45 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..driver import DriverUnavailable
+from ..driver import DriverUnavailable, EnvironmentFailure
+from ..lifetime import machine_failures, raise_if_machine_failure
 
 BLOCK_SIZE = 64 * 1024  # one model block = one qcow2 cluster
 CALL_TIMEOUT = 60.0  # seconds for any one qemu-img / qemu-io call
 INSTALL = {"qemu-img": "apt-get install qemu-utils", "qemu-io": "apt-get install qemu-utils",
            "qemu-system-x86_64": "apt-get install qemu-system-x86"}
+
+
+# qemu-io's refusals of a write outside the disk: past its end, or an offset it cannot parse
+WRITE_REFUSALS = (("write failed", "invalid-argument"), ("Parsing error", "invalid-argument"))
+
+
+def write_refusal(message: str, otherwise: str) -> str:
+    """The model's kind for a qemu-io refusal of a write, else ``otherwise``."""
+    return next((kind for text, kind in WRITE_REFUSALS if text in message), otherwise)
+
+
+def refusals(log: Path, since: int) -> str:
+    """The write refusals a QEMU's HMP qemu-io printed on its stdout (``log``) after offset
+    ``since``: HMP qemu-io reports on QEMU's stdout, never to the monitor."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(since)
+            printed = file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(line for line in printed.splitlines() if any(text in line for text, _ in WRITE_REFUSALS))
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class QemuCallFailed(Exception):
@@ -54,94 +82,127 @@ def require(*programs: str) -> None:
         raise DriverUnavailable(problem)
 
 
-def call(argv: Sequence[str], timeout: float = CALL_TIMEOUT, input: bytes | None = None) -> str:
-    """Run a program; its stdout, or QemuCallFailed with its stderr."""
+def run(argv: Sequence[str], timeout: float = CALL_TIMEOUT, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a program to its end (QemuCallFailed when it times out); a failure of the machine
+    (a full disk) in what it prints is ``EnvironmentFailure``, not the program's answer."""
     try:
-        done = subprocess.run(list(argv), capture_output=True, timeout=timeout, input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        with machine_failures():  # e.g. E2BIG: an argument list this machine cannot pass
+            done = subprocess.run(list(argv), capture_output=True, timeout=timeout, input=input,
+                                  stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise QemuCallFailed(argv, -1, f"timed out after {timeout:.0f} s") from None
     if done.returncode != 0:
-        raise QemuCallFailed(argv, done.returncode, done.stderr.decode(errors="replace"))
+        raise_if_machine_failure(done.stderr.decode(errors="replace") + done.stdout.decode(errors="replace"),
+                                 Path(argv[0]).name)
+    return done
+
+
+def call(argv: Sequence[str], timeout: float = CALL_TIMEOUT, input: bytes | None = None) -> str:
+    """Run a program; its stdout, or QemuCallFailed with its stderr."""
+    done = run(argv, timeout, input)
+    if done.returncode != 0:
+        # qemu-io says some refusals ("Parsing error") on stdout only
+        raise QemuCallFailed(argv, done.returncode, (done.stderr or done.stdout).decode(errors="replace"))
     return done.stdout.decode(errors="replace")
 
 
 # -- block values ---------------------------------------------------------------------------
+#
+# A block holds a token: "" (zeros), one character of code 1..255 (the block filled with that
+# byte), or two different such characters (the first half filled with one, the second half
+# with the other): 255 one-byte values and 64,770 two-byte ones for longer values.
 
-def pattern(value: str) -> int:
-    """The byte a block holding ``value`` is filled with ("" is zeros)."""
-    if value == "":
-        return 0
-    if len(value) != 1 or not 0 < ord(value) < 256:
-        raise ValueError(f"block value {value!r} has no byte pattern (one character, code 1..255)")
-    return ord(value)
+HALF = BLOCK_SIZE // 2
+
+
+def halves(token: str) -> tuple[int, int]:
+    """The fill bytes of a token's two halves ("" is zeros)."""
+    codes = [ord(c) for c in token] or [0]
+    first, second = codes[0], codes[-1]
+    if len(codes) > 2 or not (0 <= first < 256 and 0 <= second < 256) or (len(codes) == 2 and first == second):
+        raise ValueError(f"block token {token!r} is not '', one byte or two different bytes")
+    return first, second
 
 
 def decode_blocks(data: bytes, blocks: int) -> dict[str, str]:
-    """The model's view of a raw disk: block -> value, empty blocks left out.  A block that
-    is not one repeated byte reads as '?' (the model never writes such a block)."""
+    """The tokens of a raw disk: block -> token, empty blocks left out.  A block that is
+    neither empty nor a token reads as '?' (the model never writes such a block)."""
     view = {}
     for block in range(blocks):
-        chunk = data[block * BLOCK_SIZE:(block + 1) * BLOCK_SIZE]
-        first = chunk[:1]
-        if not first or chunk.count(first) != len(chunk):
+        start = block * BLOCK_SIZE
+        parts = data[start:start + HALF], data[start + HALF:start + BLOCK_SIZE]
+        if any(len(part) != HALF or part.count(part[:1]) != HALF for part in parts):
             view[str(block)] = "?"
-        elif first != b"\0":
-            view[str(block)] = chr(first[0])
+        elif parts[0][0] == parts[1][0] != 0:
+            view[str(block)] = chr(parts[0][0])
+        elif parts[0][0] != parts[1][0]:
+            view[str(block)] = chr(parts[0][0]) + chr(parts[1][0]) if parts[0][0] and parts[1][0] else "?"
     return view
 
 
 class BlockValues:
-    """Block values as fill bytes for one example.  A one-character value is its own byte;
-    scenario files also write longer values ("unsaved"), which get a byte each, from 0xFF down."""
+    """Block values as tokens for one example.  A one-character value of code 1..255 is its
+    own token; any other value (scenario files write "unsaved") gets a two-byte token."""
 
-    def __init__(self) -> None:
-        self.aliases: dict[str, str] = {}  # a longer value -> the one-character value stored
+    PAIRS = 255 * 254
+
+    def __init__(self, values: Sequence[str] = ()) -> None:
+        self.aliases: dict[str, str] = {}  # a value -> its two-byte token
+        self.known: dict[str, None] = {}  # every token this example may read, in order
+        for value in values:
+            self.stored(value)
 
     def stored(self, value: str) -> str:
         if value == "" or (len(value) == 1 and 0 < ord(value) < 256):
-            return value
-        return self.aliases.setdefault(value, chr(0xFF - len(self.aliases)))
+            token = value
+        elif value in self.aliases:
+            token = self.aliases[value]
+        else:
+            n = len(self.aliases)
+            if n >= self.PAIRS:
+                raise EnvironmentFailure(f"more than {self.PAIRS} distinct block values in one history: "
+                                         "a 64 KiB block of the real disk holds no more")
+            first = 0xFF - n // 254
+            token = self.aliases[value] = chr(first) + chr([b for b in range(0xFF, 0, -1) if b != first][n % 254])
+        self.known.setdefault(token)
+        return token
+
+    def tokens(self) -> list[str]:
+        return list(self.known)
 
     def read(self, view: dict[str, str]) -> dict[str, str]:
-        """A view read from disk, with the longer values put back."""
-        named = {byte: value for value, byte in self.aliases.items()}
-        return {block: named.get(value, value) for block, value in view.items()}
+        """A view read from disk, with the longer values put back (a token never written: '?')."""
+        named = {token: value for value, token in self.aliases.items()}
+        return {block: named.get(token, "?" if len(token) == 2 else token) for block, token in view.items()}
 
 
-def qemu_io_write(block: int, value: str) -> str:
-    """The qemu-io command that fills one block with ``value`` (one character or "")."""
-    byte = pattern(value)
-    if byte == 0:
-        return f"write -z {block * BLOCK_SIZE} {BLOCK_SIZE}"
-    return f"write -P {byte} {block * BLOCK_SIZE} {BLOCK_SIZE}"
+def qemu_io_write(block: int, token: str) -> list[str]:
+    """The qemu-io commands that fill one block with ``token``."""
+    first, second = halves(token)
+    offset = block * BLOCK_SIZE
+    if first == second == 0:
+        return [f"write -z {offset} {BLOCK_SIZE}"]
+    if first == second:
+        return [f"write -P {first} {offset} {BLOCK_SIZE}"]
+    return [f"write -P {first} {offset} {HALF}", f"write -P {second} {offset + HALF} {HALF}"]
 
 
 def qemu_io_writes(writes: Sequence[tuple[int, str]]) -> list[str]:
-    """qemu-io command words for several block writes (one process for all of them)."""
-    return [word for block, value in writes for word in ("-c", qemu_io_write(block, value))]
+    """qemu-io command words for several block writes of tokens (one process for all of them)."""
+    return [word for block, token in writes for command in qemu_io_write(block, token) for word in ("-c", command)]
 
 
 # -- images -------------------------------------------------------------------------------------
 
-class Workspace:
-    """A scratch directory for one example, removed with everything in it."""
-
-    def __init__(self, prefix: str = "snaptree-"):
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
-
-    def file(self, name: str) -> Path:
-        return self.path / name
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
 def create_image(path: Path, blocks: int, backing: Path | None = None) -> None:
+    """A qcow2 image; one that cannot be made (a size qcow2 cannot hold) is a set-up error."""
     argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={BLOCK_SIZE}"]
     if backing is not None:
         argv += ["-b", str(backing), "-F", "qcow2"]
-    call(argv + [str(path), str(blocks * BLOCK_SIZE)])
+    try:
+        call(argv + [str(path), str(blocks * BLOCK_SIZE)])
+    except QemuCallFailed as error:
+        raise EnvironmentFailure(f"cannot make a qcow2 disk of {blocks} blocks of 64 KiB: {error.message}") from None
 
 
 def snapshot_table(image: Path, force_share: bool = False) -> list[dict[str, Any]]:

@@ -19,9 +19,20 @@ from typing import Any
 
 from snaptree.model import ops
 
+from .. import lifetime
 from ..driver import Driver, Result
-from . import qemu_io, scratch
-from .qemu_common import QemuCallFailed, Workspace, call, create_image, missing, read_view, snapshot_table
+from ..lifetime import Workspace
+from . import qemu_io
+from .qemu_common import (
+    WRITE_REFUSALS,
+    BlockValues,
+    QemuCallFailed,
+    call,
+    create_image,
+    missing,
+    read_view,
+    snapshot_table,
+)
 
 # qemu-img's messages (QEMU 7.2.22) -> the model's error kinds
 ERROR_KINDS = (
@@ -30,7 +41,7 @@ ERROR_KINDS = (
     ("Expecting one image file name", "invalid-argument"),  # -c / -a without a name
     ("Operation not supported", "unsupported"),  # a raw image
     ("failed to get \"write\" lock", "invalid-state"),  # another process holds the image
-    ("write failed", "invalid-argument"),  # qemu-io: a write outside the disk
+    *WRITE_REFUSALS,  # qemu-io: a write outside the disk
 )
 
 
@@ -70,7 +81,8 @@ class QemuImgDriver(Driver):
 
     def setup(self, blocks: int) -> None:
         self.blocks = blocks
-        self.space = scratch.workspace(self.name)
+        self.space = lifetime.workspace(self.name)
+        self.values_on_disk = BlockValues(self.values)
         self.image = self.space.file("disk.qcow2")
         create_image(self.image, blocks)
         # the image as options, to turn off fsync (a scratch image need not survive a crash)
@@ -80,7 +92,7 @@ class QemuImgDriver(Driver):
         self.current_view: dict[str, str] = {}
 
     def teardown(self) -> None:
-        scratch.release(self.space)
+        lifetime.release(self.space)
         self.space = None
 
     # -- operations ------------------------------------------------------------------------------
@@ -88,8 +100,8 @@ class QemuImgDriver(Driver):
     def apply(self, op: ops.Operation) -> Result:
         if isinstance(op, ops.Write):
             try:
-                self.current_view = qemu_io.write_and_read(self.image, [(op.block, op.value)], self.blocks,
-                                                           self.values)
+                self.current_view = qemu_io.write_and_read_values(self.image, [(op.block, op.value)], self.blocks,
+                                                                  self.values_on_disk)
             except QemuCallFailed as error:
                 return failed(error)
             return Result(True)
@@ -146,12 +158,12 @@ class QemuImgDriver(Driver):
             for entry in self.table:
                 key = self.entry_key(entry)
                 if key not in self.snapshot_views:
-                    self.snapshot_views[key] = read_view(self.image, self.blocks, self.image.with_name("export"),
-                                                         snapshot_id=entry["id"])
+                    self.snapshot_views[key] = self.values_on_disk.read(
+                        read_view(self.image, self.blocks, self.image.with_name("export"), snapshot_id=entry["id"]))
                 views[key] = self.snapshot_views[key]
             self.snapshot_views = views
         if current:
-            self.current_view = qemu_io.write_and_read(self.image, [], self.blocks, self.values)
+            self.current_view = qemu_io.write_and_read_values(self.image, [], self.blocks, self.values_on_disk)
 
     @staticmethod
     def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:

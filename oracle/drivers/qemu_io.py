@@ -1,7 +1,8 @@
 """Writing and reading blocks of one image with a single qemu-io process.
 
-Reading without a temporary raw copy: for every block and every value the driver can store,
-``read -q -P BYTE`` checks the whole 64 KiB block against that byte.  qemu-io prints
+Reading without a temporary raw copy: for every block and every token the example can store
+(see ``qemu_common.BlockValues``), ``read -q -P BYTE`` checks the block (or each of its
+halves, for a two-byte token) against it.  qemu-io prints
 "Pattern verification failed" for a mismatch and nothing for a match, so each check is
 followed by ``length`` (which always prints one line) to tell the checks apart.  A block
 whose every check fails is neither empty nor one of the values: it reads as '?', as in
@@ -11,20 +12,25 @@ and the read of the state it leaves cost one process start.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from .qemu_common import BLOCK_SIZE, CALL_TIMEOUT, QemuCallFailed, pattern, qemu_io_writes
+from .qemu_common import BLOCK_SIZE, CALL_TIMEOUT, HALF, BlockValues, QemuCallFailed, halves, qemu_io_writes, run
 
 FAILED = "Pattern verification failed"
 
 
-def read_words(blocks: int, values: Sequence[str]) -> list[str]:
+def read_words(blocks: int, tokens: Sequence[str]) -> list[str]:
     words = []
     for block in range(blocks):
-        for value in values:
-            words += ["-c", f"read -q -P {pattern(value)} {block * BLOCK_SIZE} {BLOCK_SIZE}", "-c", "length"]
+        offset = block * BLOCK_SIZE
+        for token in tokens:
+            first, second = halves(token)
+            if first == second:
+                words += ["-c", f"read -q -P {first} {offset} {BLOCK_SIZE}"]
+            else:
+                words += ["-c", f"read -q -P {first} {offset} {HALF}", "-c", f"read -q -P {second} {offset + HALF} {HALF}"]
+            words += ["-c", "length"]
     return words
 
 
@@ -57,15 +63,20 @@ def write_and_read(image: Path, writes: Sequence[tuple[int, str]], blocks: int, 
     # -t unsafe: no fsync; a scratch image need not survive a crash of the machine
     argv = ["qemu-io", "-f", "qcow2", "-t", "unsafe"] + ([] if writes else ["-r"])
     argv += quiet_writes + read_words(blocks, values) + [str(image)]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise QemuCallFailed(argv, -1, f"timed out after {timeout:.0f} s") from None
+    done = run(argv, timeout)
     out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     # qemu-io exits 1 whenever one check fails, which is the normal case here; a real error
-    # (cannot open, write failed) goes to stderr or says "failed" in a non-pattern line
-    trouble = [line for line in (err + out).splitlines()
-               if line.strip() and not line.startswith(FAILED) and ("failed" in line or line in err)]
+    # (cannot open, write failed, an offset it cannot parse) goes to stderr or says "failed" or
+    # "Parsing error" in a non-pattern line
+    trouble = [line for line in (err + out).splitlines() if line.strip() and not line.startswith(FAILED)
+               and ("failed" in line or line.startswith("Parsing error") or line in err)]
     if trouble:
         raise QemuCallFailed(argv, done.returncode, "\n".join(trouble))
     return parse_reads(out, blocks, values)
+
+
+def write_and_read_values(image: Path, writes: Sequence[tuple[int, str]], blocks: int,
+                          values: BlockValues) -> dict[str, str]:
+    """``write_and_read`` in the model's block values (stored as ``values`` says)."""
+    tokens = [(block, values.stored(value)) for block, value in writes]
+    return values.read(write_and_read(image, tokens, blocks, values.tokens()))

@@ -39,15 +39,19 @@ increments the 32-bit counter at 0x500 forever, so RAM content is the counter's 
 
 Lifetime: one QEMU per example, quit at teardown (SIGKILL to its session if it lingers); the
 boot disk is made once per driver.  QEMU runs in a session of its own with PR_SET_PDEATHSIG,
-an atexit hook kills whatever is left, and ``scratch`` turns SIGTERM into SystemExit and
-removes the directories, so Ctrl-C and SIGTERM leave no process and no file.
+an atexit hook kills whatever is left, and ``snaptree.oracle.lifetime`` turns SIGTERM and
+SIGHUP into an exception and removes the directories, so no signal leaves a process or file.
+
+HMP ``qemu-io`` prints its report, errors included, on QEMU's stdout, never to the monitor:
+QEMU runs under ``stdbuf -o0`` (its stdout is a log file, otherwise block-buffered), so what a
+write printed is in the log when the command returns, and a refused write is seen as refused.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -58,17 +62,20 @@ from typing import Any
 from snaptree.model import ops
 from snaptree.model.profiles.qemu_live import DISK_NODE
 
+from .. import lifetime
 from ..driver import Driver, DriverUnavailable, Result
-from . import scratch
+from ..lifetime import Workspace
 from .qemu_common import (
+    WRITE_REFUSALS,
     BlockValues,
     QemuCallFailed,
-    Workspace,
     call,
     create_image,
     missing,
     qemu_io_writes,
     read_view,
+    refusals,
+    size,
     snapshot_table,
 )
 
@@ -78,6 +85,10 @@ try:
 except ImportError:  # availability() says how to install it
     QEMUMonitorProtocol = None  # type: ignore[assignment,misc]
     ExecuteError = RuntimeError  # type: ignore[assignment,misc]
+
+# qemu.qmp logs a signal's exception passing through its reader task, and the disconnect after
+# it, as errors with tracebacks on stderr; every failure reaches the driver as an exception
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 # xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5 Observing memory]
 BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
@@ -99,7 +110,7 @@ ERROR_KINDS = (
     ("string expected", "invalid-argument"),  # HMP loadvm/delvm without a name
     ("Name is empty", "invalid-argument"),  # blockdev-snapshot-internal-sync ""
     ('"write" lock', "invalid-state"),  # a second QEMU on the image: 'Failed to get "write" lock'
-    ("write failed", "invalid-argument"),  # qemu-io outside the disk
+    *WRITE_REFUSALS,  # qemu-io outside the disk
 )
 
 
@@ -113,6 +124,7 @@ def error_kind(message: str) -> str:
 def failure(message: str) -> Result:
     """QEMU's error: HMP's "Error: ..." line where there is one (after "Not a migration stream"),
     else the first line ("loadvm: string expected", then a "Try help" line)."""
+    lifetime.raise_if_machine_failure(message, "QEMU")  # a full disk is no answer of QEMU's
     lines = [line for line in message.strip().splitlines() if line.strip()] or ["(no message)"]
     message = next((line for line in lines if line.startswith("Error: ")), lines[0]).removeprefix("Error: ")
     return Result.error(error_kind(message), message)
@@ -156,11 +168,6 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     _processes.discard(process)
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the parent dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
 atexit.register(_kill_all)
 
 
@@ -179,7 +186,7 @@ class Qemu:
         self.space, self.tag, self.image = space, tag, image
         self.log = space.file(f"qemu-{tag}.log")
         argv = [
-            "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config",
+            "stdbuf", "-o0", "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config",
             "-display", "none", "-nographic", "-qmp", f"unix:{socket},server=on,wait=off",
             "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
             "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
@@ -191,7 +198,7 @@ class Qemu:
         with open(self.log, "wb") as log:
             # a session of its own: a terminal's Ctrl-C reaches snaptree, which ends QEMU itself
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=space.path,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True, preexec_fn=lifetime.die_with_parent)
         _processes.add(self.process)
         self.qmp: Any = None
         try:
@@ -227,11 +234,21 @@ class Qemu:
         raise QemuStartFailed(f"QEMU did not answer on {socket} within {START_TIMEOUT:.0f} s")
 
     def cmd(self, command: str, **args: Any) -> Any:
-        return self.qmp.cmd(command, **args)
+        try:
+            return self.qmp.cmd(command, **args)
+        except Exception:
+            lifetime.raise_if_terminating()  # a signal the client's event loop took for a lost connection
+            raise
 
     def hmp(self, line: str) -> str:
         output: str = self.cmd("human-monitor-command", **{"command-line": line})
         return output
+
+    def qemu_io(self, command: str) -> str:
+        """HMP qemu-io on the disk: what it printed on QEMU's stdout if that reports a failure."""
+        before = size(self.log)
+        answer = self.hmp(f"qemu-io {DISK_NODE} {hmp_quote(command)}")  # only an unknown device answers here
+        return answer or refusals(self.log, before)
 
     def counter(self) -> int:
         return int(self.hmp(f"xp /1wx {COUNTER:#x}").split()[-1], 16)  # "0000000000000500: 0x0033e9dc"
@@ -282,7 +299,7 @@ class Qemu:
 
     def kill(self) -> None:
         if self.qmp is not None:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):  # never a signal's Terminated
                 self.qmp.close()
             self.qmp = None
         _kill(self.process)
@@ -327,10 +344,11 @@ class LiveQemuDriver(Driver):
             raise DriverUnavailable(problem)
         self.teardown()  # whatever an interrupted example left
         if self.boot_space is None:
-            self.boot_space = scratch.workspace(f"{self.name}-boot")
+            self.boot_space = lifetime.workspace(f"{self.name}-boot")
             sector = BOOT_SECTOR.ljust(510, b"\0") + b"\x55\xaa"
-            self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
-        self.space = scratch.workspace(self.name)
+            with lifetime.machine_failures():
+                self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
+        self.space = lifetime.workspace(self.name)
         self.blocks, self.tokens, self.ram, self.values_on_disk = blocks, {}, None, BlockValues()
         create_image(self.image, blocks)
 
@@ -340,14 +358,14 @@ class LiveQemuDriver(Driver):
                 self.qemu.quit()
         finally:
             self.qemu = None
-            scratch.release(self.space)
+            lifetime.release(self.space)
             self.space = None
 
     def close(self) -> None:
         try:
             self.teardown()
         finally:
-            scratch.release(self.boot_space)
+            lifetime.release(self.boot_space)
             self.boot_space = None
 
     @property
@@ -364,11 +382,14 @@ class LiveQemuDriver(Driver):
 
     def apply(self, op: ops.Operation) -> Result:
         try:
-            return self._apply(op)
+            result = self._apply(op)
         except ExecuteError as error:
-            return failure(str(error))
+            result = failure(str(error))
         except QemuCallFailed as error:
-            return failure(error.message)
+            result = failure(error.message)
+        assert self.space is not None
+        lifetime.raise_if_full(self.space.path, op, result)
+        return result
 
     def _apply(self, op: ops.Operation) -> Result:
         if isinstance(op, ops.Write):
@@ -403,10 +424,11 @@ class LiveQemuDriver(Driver):
         if self.qemu is None:
             out = call(["qemu-io", "-f", "qcow2", *words, str(self.image)])
             return Result(True) if out.startswith("wrote ") else failure(out)
-        # HMP qemu-io prints its report on QEMU's stdout, not to the monitor, which only
-        # answers with an error for an unknown device; the views show what was written
-        out = self.qemu.hmp(f"qemu-io {DISK_NODE} {hmp_quote(words[1])}")
-        return Result(True) if not out else failure(out)
+        for command in words[1::2]:
+            refused = self.qemu.qemu_io(command)
+            if refused:
+                return failure(refused)
+        return Result(True)
 
     def start(self) -> Result:
         try:

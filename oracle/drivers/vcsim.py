@@ -3,7 +3,7 @@ started from the project's own Go program, ``oracle/vcsim/main.go`` [semantics.m
 
 The binary is built in GOPATH mode into a cache directory outside the source tree, named after
 the source's hash, so it is rebuilt only when the source changed.  A running simulator lives in
-a scratch directory of its own (``scratch.workspace``, its datastore is under it): it stops,
+a scratch directory of its own (``lifetime.workspace``, its datastore is under it): it stops,
 removing that directory, when this process closes its stdin (a normal end, or any death of this
 process, SIGKILL included), on SIGINT and on SIGTERM; a directory left by a simulator killed
 together with its parent is swept by the next run.
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import lifetime
 from ..driver import DriverUnavailable
-from . import scratch
 
 SOURCE = Path(__file__).resolve().parent.parent / "vcsim" / "main.go"
 GOPATH = "/usr/share/gocode"
@@ -84,7 +84,7 @@ class Simulator:
 
     def __init__(self, program: Path | None = None):
         program = program or binary()
-        self.space = scratch.workspace("vsphere")
+        self.space = lifetime.workspace("vsphere")
         self.log = self.space.file("vcsim.log")
         try:
             with open(self.log, "wb") as log:
@@ -128,7 +128,7 @@ class Simulator:
                 process.wait(5)
             if process.stdout is not None:
                 process.stdout.close()
-        scratch.release(self.space)
+        lifetime.release(self.space)
 
 
 if __name__ == "__main__":
