@@ -235,6 +235,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if result.conforms else EXIT_FAILED
 
 
+def _names(text: str) -> tuple[str, ...]:
+    items = tuple(item for item in text.split(","))
+    if not all(items) or len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"'{text}' must be distinct, non-empty items separated by commas")
+    return items
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import Bounds, BoundsError, explore, report_text, write_graph
+
+    profile = _one_profile(args.profile)
+    assert profile is not None
+    defaults = Bounds()
+    bounds = Bounds(names=args.names or defaults.names, blocks=args.blocks, values=args.values or defaults.values,
+                    operations=args.ops or defaults.operations, flags=args.flags, unnamed=args.unnamed)
+    if args.graph and not args.graph.endswith((".graphml", ".dot", ".gv")):
+        raise UsageError(f"--graph {args.graph}: the name must end in .graphml or .dot")
+    if args.graph:
+        _check_writable(args.graph, "--graph", folder=False)
+    try:
+        result = explore(profile, args.depth, bounds, graph=bool(args.graph))
+    except BoundsError as error:
+        raise UsageError(str(error)) from None
+    print(report_text(result))
+    if args.graph:
+        write_graph(result, args.graph)
+        print(printable(f"graph: {args.graph}"))
+    return EXIT_FAILED if result.violations else EXIT_OK
+
+
 def _check_writable(path: str, option: str, folder: bool) -> None:
     """Refuse an output that cannot be written before a check that may take hours, rather
     than lose its result after it: an existing file or folder must be of the right kind and
@@ -392,6 +422,18 @@ exit status: 0 the driver and the model agree on every step, 1 they part ways, 2
   snaptree dumpxml my.xml C --step 5 --profile libvirt-qemu
 
 Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled snapshot.""",
+    "explore": """examples:
+  snaptree explore --profile esx --depth 6            every history of up to 6 operations
+  snaptree explore --profile vbox --depth 5 --names A,B,C --blocks 1 --values a
+  snaptree explore --profile libvirt-test --depth 4 --ops snapshot,revert,delete --flags all
+  snaptree explore --profile qemu-img --depth 4 --graph states.graphml   (or states.dot)
+
+Histories are drawn from a finite alphabet: writes of each value to each block, the
+profile's power operations, creates of each name, reverts and deletes of each name (with
+each single flag the system accepts, --flags common), delete-all.  Equal states are explored
+once.  The four properties of the model are checked on every transition.
+
+exit status: 0 no property is violated, 1 one is (the shortest history is printed), 2 bad input""",
     "drivers": """example:
   snaptree drivers          each driver, whether its real component is installed, what it observes""",
 }
@@ -456,6 +498,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a driver name or module:Class")
     p.add_argument("--profile", help="default: the scenario's profile")
     p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one")
+
+    p = command("explore", "explore every history of the model within small bounds", cmd_explore)
+    p.add_argument("--profile", required=True, help="the profile to explore")
+    p.add_argument("--depth", type=_positive, default=4, help="operations per history at most (default 4)")
+    p.add_argument("--names", type=_names, help="snapshot names (default A,B)")
+    p.add_argument("--blocks", type=_positive, default=2, help="disk size in blocks (default 2)")
+    p.add_argument("--values", type=_names, help="values written (default a,b)")
+    p.add_argument("--ops", type=_names, help="operations, by scenario tag (default: all the profile has)")
+    p.add_argument("--flags", choices=["none", "common", "all"], default="common",
+                   help="none; common: each single revert and delete flag (default); all: create flags too")
+    p.add_argument("--unnamed", action="store_true", help="also creates without a name")
+    p.add_argument("--graph", metavar="FILE", help="write the state graph (.graphml or .dot)")
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")

@@ -225,19 +225,27 @@ def step(m: Machine, op: ops.Operation, props: frozenset[str] | set[str]) -> boo
     try:
         m.apply(op)
     except ModelError as error:
+        check_after(m, op, before, error, props)
+        return False
+    check_after(m, op, before, None, props)
+    return True
+
+
+def check_after(m: Machine, op: ops.Operation, before: Before, error: ModelError | None,
+                props: frozenset[str] | set[str]) -> None:
+    """The selected properties of one step that ``m`` has just taken from ``before``
+    (``error``: the step was refused)."""
+    if error is not None:
         if "failed-op" in props:
             check_failed_op(m, op, before, error)
-        if "well-formed" in props:
-            check_well_formed(m)
-        return False
-    if "invariant" in props and isinstance(op, (ops.Delete, ops.DeleteAll, ops.CreateSnapshot)):
-        check_invariant(m, op, before)  # a create may delete (HMP savevm overwrites)
-    if "revert" in props:
-        if isinstance(op, ops.Revert):
-            check_revert(m, op, before)
-        elif not isinstance(op, (ops.Delete, ops.DeleteAll)) and not (
-                isinstance(op, ops.CreateSnapshot) and m.profile.duplicates == "overwrite"):
-            check_no_snapshot_changed(m, op, before)  # HMP's savevm may delete: the invariant covers it
+    else:
+        if "invariant" in props and isinstance(op, (ops.Delete, ops.DeleteAll, ops.CreateSnapshot)):
+            check_invariant(m, op, before)  # a create may delete (HMP savevm overwrites)
+        if "revert" in props:
+            if isinstance(op, ops.Revert):
+                check_revert(m, op, before)
+            elif not isinstance(op, (ops.Delete, ops.DeleteAll)) and not (
+                    isinstance(op, ops.CreateSnapshot) and m.profile.duplicates == "overwrite"):
+                check_no_snapshot_changed(m, op, before)  # HMP's savevm may delete: the invariant covers it
     if "well-formed" in props:
         check_well_formed(m)
-    return True

@@ -1,0 +1,152 @@
+"""snaptree explore: exhaustive exploration of the model within small bounds (oracle/explore.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+from typing import Any
+
+import networkx as nx
+import pytest
+
+from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
+from snaptree.model.profiles.base import Profile
+from snaptree.model.profiles.qemu_live import QemuHmp
+from snaptree.oracle.cli import main
+from snaptree.oracle.explore import Bounds, alphabet, canonical_key, explore, state_graph
+from tests.test_properties import (
+    remove_discarding_delta,
+    remove_forgetting_name_index,
+    remove_merging_into_first_child_only,
+    remove_without_reparenting,
+    restore_keeping_overlay,
+    write_into_current_snapshot,
+)
+
+
+@pytest.mark.parametrize("profile_name", list(PROFILES))
+def test_no_property_is_violated_within_small_bounds(profile_name: str) -> None:
+    result = explore(profile_name, 4)
+    assert not result.violations, result.violations
+    assert result.states == sum(result.new_per_depth) and result.states > 20
+    assert result.transitions == len(result.alphabet) * sum(result.new_per_depth[:-1])
+
+
+# take_sharing_overlay is not here: Machine.clone copies each overlay, so the aliasing it
+# breaks the model with does not survive branching (tests/test_properties.py catches it).
+MUTANTS = [
+    ("esx", "remove", remove_discarding_delta, "invariant"),
+    ("esx", "remove", remove_merging_into_first_child_only, "invariant"),
+    ("libvirt-test", "remove", remove_merging_into_first_child_only, "invariant"),
+    ("vbox", "restore", restore_keeping_overlay, "revert"),
+    ("qemu-img", "write", write_into_current_snapshot, "revert"),
+    ("esx", "remove", remove_without_reparenting, "well-formed"),
+    ("qemu-img", "remove", remove_forgetting_name_index, "well-formed"),
+]
+
+
+@pytest.mark.parametrize(("profile_name", "method", "mutant", "prop"), MUTANTS,
+                         ids=[f"{m[0]}-{m[2].__name__}" for m in MUTANTS])
+def test_each_broken_rule_is_found_with_its_shortest_history(profile_name: str, method: str, mutant: Any, prop: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Machine, method, mutant)
+    result = explore(profile_name, 6, Bounds(names=("A", "B"), blocks=1, values=("a",)))
+    assert prop in result.violations, result.violations
+    history = result.violations[prop].history
+    # the history is real: replayed on the broken model it leads to the violation
+    assert 1 <= len(history) <= 6 and result.violations[prop].message.startswith(prop)
+
+
+def test_a_refusal_that_changes_state_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Profile.resolve
+
+    def resolve(self: Profile, m: Machine, op: Any, purpose: str) -> Any:
+        m.current = None
+        return original(self, m, op, purpose)
+
+    monkeypatch.setattr(Profile, "resolve", resolve)
+    result = explore("esx", 3)
+    assert "failed-op" in result.violations
+    monkeypatch.setattr(QemuHmp, "failure_side_effects", frozenset())
+    assert "does not list" in explore("qemu-hmp", 3).violations["failed-op"].message
+
+
+def _replay(profile_name: str, history: list[ops.Operation], blocks: int) -> Machine:
+    m = Machine(get_profile(profile_name), blocks)
+    for op in history:
+        with contextlib.suppress(ModelError):
+            m.apply(op)
+    return m
+
+
+def _renamed(state: dict[str, Any]) -> str:
+    """The observation with image tokens renamed in order of appearance."""
+    text, names = repr(state), {}
+    return re.sub(r"ram\d+", lambda t: names.setdefault(t.group(), f"img{len(names)}"), text)
+
+
+@pytest.mark.parametrize("profile_name", ["esx", "vbox", "qemu-hmp", "libvirt-qemu"])
+def test_merged_states_behave_alike_whatever_follows(profile_name: str) -> None:
+    """Soundness of the key: two histories that reach one key, continued by the same random
+    operations, observe the same (up to image renaming) after every step."""
+    bounds = Bounds(blocks=1, values=("a",))
+    result = explore(profile_name, 4, bounds, graph=True)
+    letters = alphabet(profile_name, bounds)
+    rng = random.Random(7)
+    merged = [e for e in result.edges if result.parents[e.target] != (e.source, letters.index(e.op))]
+    assert merged
+    for edge in rng.sample(merged, min(40, len(merged))):
+        first = result.history(edge.target)
+        second = [*result.history(edge.source), edge.op]
+        a, b = _replay(profile_name, first, 1), _replay(profile_name, second, 1)
+        assert canonical_key(a, False) == canonical_key(b, False)
+        for op in rng.choices(letters, k=6):
+            outcomes = []
+            for m in (a, b):
+                try:
+                    m.apply(op)
+                    outcomes.append("ok")
+                except ModelError as error:
+                    outcomes.append(error.kind.value)
+            assert outcomes[0] == outcomes[1]
+            assert _renamed(observe(a)) == _renamed(observe(b))
+
+
+def test_saturation_is_reported() -> None:
+    result = explore("libvirt-test", 10, Bounds(names=("A",), blocks=1, values=("a",), flags="none",
+                                                operations=("write", "snapshot", "revert", "delete")))
+    assert result.saturated_at is not None and result.new_per_depth[result.saturated_at] == 0
+
+
+def test_graph_files(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    graphml, dot = tmp_path / "s.graphml", tmp_path / "s.dot"
+    assert main(["explore", "--profile", "vbox", "--depth", "3", "--graph", str(graphml)]) == 0
+    g = nx.read_graphml(graphml)
+    result = explore("vbox", 3, graph=True)
+    assert g.number_of_nodes() == result.states and g.number_of_edges() == result.transitions
+    assert state_graph(result).number_of_edges() == result.transitions
+    assert main(["explore", "--profile", "vbox", "--depth", "2", "--graph", str(dot)]) == 0
+    assert dot.read_text().startswith("digraph states {")
+    out = capsys.readouterr().out
+    assert "transitions" in out and "no property violated" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["explore", "--profile", "nope"],
+    ["explore", "--profile", "esx", "--names", "A,ram2"],
+    ["explore", "--profile", "esx", "--names", "A,,B"],
+    ["explore", "--profile", "esx", "--ops", "fly"],
+    ["explore", "--profile", "esx", "--depth", "0"],
+    ["explore", "--profile", "esx", "--graph", "g.png"],
+])
+def test_bad_bounds_are_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snaptree: ") and err.count("\n") == 1
+
+
+def test_a_violation_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(Machine, "remove", remove_discarding_delta)
+    assert main(["explore", "--profile", "esx", "--depth", "4", "--blocks", "1", "--values", "a"]) == 1
+    assert "VIOLATED invariant at depth" in capsys.readouterr().out
