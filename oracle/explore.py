@@ -34,7 +34,7 @@ them.  The model stays pure: this module is the only one that explores, and writ
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import re
 import time
 from collections import Counter
@@ -199,19 +199,24 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
             base = capture(m, props)
             for at, op in enumerate(letters):
                 twin = m.clone()
-                before = dataclasses.replace(base, current=twin.current, snapshots=dict(twin.snapshots))
+                before = copy.copy(base)  # what is by value is the same for a clone; identities are its own
+                before.current, before.snapshots = twin.current, dict(twin.snapshots)
                 outcome, broken = _step(result, twin, op, before, props, index, at)
                 result.transitions += 1
                 if outcome != "ok":
                     result.refusals[outcome] += 1
                 if broken:  # reported; a state that breaks a property is not explored further
                     continue
-                key = canonical_key(twin, clock) if dedup else (len(result.parents),)
-                target = seen.get(key)
-                if target is None:
-                    target = seen[key] = len(result.parents)
-                    result.parents.append((index, at))
-                    next_frontier.append((target, twin))
+                if dedup and refused_in_place(outcome, twin, props, base):
+                    target = index  # failed-op held: the fingerprint, and so the key, is the source's
+                else:
+                    key = canonical_key(twin, clock) if dedup else (len(result.parents),)
+                    known = seen.get(key)
+                    if known is None:
+                        known = seen[key] = len(result.parents)
+                        result.parents.append((index, at))
+                        next_frontier.append((known, twin))
+                    target = known
                 if graph:
                     result.edges.append(Edge(index, target, op, outcome))
         result.new_per_depth.append(len(next_frontier))
@@ -222,6 +227,15 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
     result.states = len(result.parents)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def refused_in_place(outcome: str, m: Machine, props: frozenset[str], base: Before) -> bool:
+    """A refusal that left the state exactly as it was (checked by failed-op, or here)."""
+    if outcome == "ok" or outcome == "crash":
+        return False
+    if "failed-op" in props:
+        return m.clock == base.clock  # check_failed_op passed: without a side effect nothing changed
+    return False
 
 
 def _step(result: Exploration, m: Machine, op: ops.Operation, before: Before, props: frozenset[str],

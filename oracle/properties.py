@@ -183,14 +183,11 @@ def check_well_formed(m: Machine) -> None:
     for key, s in m.snapshots.items():
         assert key == s.id, f"well-formed: snapshot {s!r} filed under id {key!r}"
     members = {id(s) for s in snaps}
-    g = nx.DiGraph()
-    g.add_nodes_from(s.id for s in snaps)
     for s in snaps:
         if s.parent is not None:
             assert id(s.parent) in members, f"well-formed: {s!r}'s parent {s.parent!r} is not a snapshot"
             assert sum(c is s for c in s.parent.children) == 1, \
                 f"well-formed: {s!r} is not listed once among its parent {s.parent!r}'s children"
-            g.add_edge(s.parent.id, s.id)
         else:
             assert sum(r is s for r in m.roots) == 1, f"well-formed: parentless {s!r} is not listed once as a root"
         for c in s.children:
@@ -199,15 +196,20 @@ def check_well_formed(m: Machine) -> None:
     for r in m.roots:
         assert id(r) in members, f"well-formed: root {r!r} is not a snapshot"
         assert r.parent is None, f"well-formed: root {r!r} has a parent"
-    assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {nx.find_cycle(g)}"
-    # every snapshot is reached exactly once from the roots
+    # every snapshot is reached exactly once from the roots (with the checks above, this rules
+    # out cycles too: the graph is built only to name one, off the hot path of exploration)
     seen: list[int] = []
     stack = list(m.roots)
     while stack and len(seen) <= len(snaps):
         node = stack.pop()
         seen.append(id(node))
         stack.extend(node.children)
-    assert sorted(seen) == sorted(members), "well-formed: the roots do not reach every snapshot exactly once"
+    if sorted(seen) != sorted(members):
+        g = nx.DiGraph()
+        g.add_nodes_from(s.id for s in snaps)
+        g.add_edges_from((s.parent.id, s.id) for s in snaps if s.parent is not None)
+        assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {nx.find_cycle(g)}"
+        raise AssertionError("well-formed: the roots do not reach every snapshot exactly once")
     assert m.current is None or m.snapshots.get(m.current.id) is m.current, \
         f"well-formed: current {m.current!r} is not a snapshot"
     expected: dict[str, list[int]] = defaultdict(list)
