@@ -243,13 +243,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .explore import Bounds, BoundsError, explore, report_text, write_graph
+    from .explore import BoundsError, explore, report_text, write_graph
 
     profile = _one_profile(args.profile)
     assert profile is not None
-    defaults = Bounds()
-    bounds = Bounds(names=args.names or defaults.names, blocks=args.blocks, values=args.values or defaults.values,
-                    operations=args.ops or defaults.operations, flags=args.flags, unnamed=args.unnamed)
+    bounds = _bounds(args)
     if args.graph and not args.graph.endswith((".graphml", ".dot", ".gv")):
         raise UsageError(f"--graph {args.graph}: the name must end in .graphml or .dot")
     if args.graph:
@@ -263,6 +261,40 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_graph(result, args.graph)
         print(printable(f"graph: {args.graph}"))
     return EXIT_FAILED if result.violations else EXIT_OK
+
+
+def _bounds(args: argparse.Namespace) -> Any:
+    from .explore import Bounds
+
+    defaults = Bounds()
+    return Bounds(names=args.names or defaults.names, blocks=args.blocks, values=args.values or defaults.values,
+                  operations=args.ops or defaults.operations, flags=getattr(args, "flags", defaults.flags),
+                  unnamed=args.unnamed)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff, table_text, witness_name, witness_xml
+    from .explore import BoundsError
+
+    first, second = _one_profile(args.first), _one_profile(args.second)
+    assert first is not None and second is not None
+    if first == second:
+        raise UsageError(f"diff needs two different profiles, not {first} twice")
+    if args.out:
+        _check_writable(args.out, "--out", folder=True)
+    try:
+        result = diff(first, second, args.depth, _bounds(args))
+    except BoundsError as error:
+        raise UsageError(str(error)) from None
+    print(table_text(result))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        for d in result.groups.values():
+            path = os.path.join(args.out, witness_name(result, d))
+            with open(path, "wb") as out:
+                out.write(witness_xml(result, d))
+        print(printable(f"{len(result.groups)} witnesses in {args.out}: snaptree compare FILE --profiles {first},{second}"))
+    return EXIT_OK
 
 
 def _check_writable(path: str, option: str, folder: bool) -> None:
@@ -434,9 +466,30 @@ each single flag the system accepts, --flags common), delete-all.  Equal states 
 once.  The four properties of the model are checked on every transition.
 
 exit status: 0 no property is violated, 1 one is (the shortest history is printed), 2 bad input""",
+    "diff": """examples:
+  snaptree diff esx vbox                          where ESX and VirtualBox part ways, to depth 5
+  snaptree diff qemu-hmp qemu-qmp --depth 6 --out witnesses
+  snaptree diff libvirt-test proposal-2010 --names A,B,C --blocks 1
+
+Both profiles take the same histories of flag-free operations both can express (writes,
+creates, reverts and deletes by name, shared power operations, delete-all).  Every first
+disagreement (outcome, tree, current, power, recorded state, memory, RAM, what any point in
+time reads) is kept, grouped by what differs and the operation that reveals it, with the
+shortest history of each group; --out writes each as a scenario file with each profile's
+expectations, which `snaptree run FILE --profile a,b` and `snaptree compare` replay.
+
+exit status: 0 (differences are the answer, not a failure), 2 bad input""",
     "drivers": """example:
   snaptree drivers          each driver, whether its real component is installed, what it observes""",
 }
+
+
+def _bound_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--names", type=_names, help="snapshot names (default A,B)")
+    p.add_argument("--blocks", type=_positive, default=2, help="disk size in blocks (default 2)")
+    p.add_argument("--values", type=_names, help="values written (default a,b)")
+    p.add_argument("--ops", type=_names, help="operations, by scenario tag (default: all the profile has)")
+    p.add_argument("--unnamed", action="store_true", help="also creates without a name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -502,14 +555,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("explore", "explore every history of the model within small bounds", cmd_explore)
     p.add_argument("--profile", required=True, help="the profile to explore")
     p.add_argument("--depth", type=_positive, default=4, help="operations per history at most (default 4)")
-    p.add_argument("--names", type=_names, help="snapshot names (default A,B)")
-    p.add_argument("--blocks", type=_positive, default=2, help="disk size in blocks (default 2)")
-    p.add_argument("--values", type=_names, help="values written (default a,b)")
-    p.add_argument("--ops", type=_names, help="operations, by scenario tag (default: all the profile has)")
+    _bound_options(p)
     p.add_argument("--flags", choices=["none", "common", "all"], default="common",
                    help="none; common: each single revert and delete flag (default); all: create flags too")
-    p.add_argument("--unnamed", action="store_true", help="also creates without a name")
     p.add_argument("--graph", metavar="FILE", help="write the state graph (.graphml or .dot)")
+
+    p = command("diff", "every way two profiles part ways on the same small histories", cmd_diff)
+    p.add_argument("first", metavar="P1")
+    p.add_argument("second", metavar="P2")
+    p.add_argument("--depth", type=_positive, default=5, help="operations per history at most (default 5)")
+    p.add_argument("--out", metavar="DIR", help="write each group's shortest history as a scenario file")
+    _bound_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")

@@ -150,3 +150,52 @@ def test_a_violation_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.setattr(Machine, "remove", remove_discarding_delta)
     assert main(["explore", "--profile", "esx", "--depth", "4", "--blocks", "1", "--values", "a"]) == 1
     assert "VIOLATED invariant at depth" in capsys.readouterr().out
+
+
+# -- snaptree diff --------------------------------------------------------------------------
+
+QUESTIONS = [("esx", "vbox"), ("esx", "libvirt-test"), ("qemu-hmp", "qemu-qmp"), ("libvirt-test", "proposal-2010")]
+
+
+@pytest.mark.parametrize(("first", "second"), QUESTIONS)
+def test_every_diff_witness_replays_under_both_profiles(first: str, second: str, tmp_path: Any,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", first, second, "--depth", "5", "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    files = sorted(tmp_path.glob("*.xml"))
+    assert files and f"{len(files)} witnesses" in table
+    for path in files:
+        assert main(["run", str(path), "--profile", f"{first},{second}", "-q"]) == 0, path.read_text()
+        if "-outcome-" in path.name or "-power-" in path.name:
+            # the expectations tell the profiles apart: swapped, they fail
+            swapped = path.read_text().replace(f'profile="{first}"', 'profile="@"') \
+                .replace(f'profile="{second}"', f'profile="{first}"').replace('profile="@"', f'profile="{second}"')
+            (tmp_path / "swapped.xml").write_text(swapped)
+            assert main(["run", str(tmp_path / "swapped.xml"), "--profile", f"{first},{second}", "-q"]) == 1
+    capsys.readouterr()
+
+
+def test_diff_finds_the_seeds_questions() -> None:
+    from snaptree.oracle.diff import diff
+
+    groups = diff("esx", "vbox", 4).groups
+    assert "outcome after delete (ok / has-children)" in groups  # VirtualBox refuses two dependants
+    assert len(groups["outcome after delete (ok / has-children)"].history) == 4
+    assert "outcome after snapshot (ok / duplicate-name)" in diff("qemu-hmp", "qemu-qmp", 4).groups
+    assert not diff("esx", "esx", 4).groups
+
+
+def test_diff_uses_only_common_flag_free_operations() -> None:
+    from snaptree.oracle.diff import common_alphabet
+
+    letters = common_alphabet("esx", "vbox", Bounds())
+    assert all(not getattr(op, "flags", ()) for op in letters)
+    assert ops.Pause() not in letters and ops.DeleteAll() not in letters and ops.Suspend() in letters
+    assert ops.Revert(None) not in letters
+
+
+@pytest.mark.parametrize("argv", [["diff", "esx", "esx"], ["diff", "esx", "nope"], ["diff", "esx", "vbox", "--names", "ram1"]])
+def test_bad_diff_input_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snaptree: ") and err.count("\n") == 1
