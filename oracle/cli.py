@@ -144,19 +144,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     elif args.format == "dot":
         print(notation.dot(machine), end="")
     else:
-        dot = shutil.which("dot")
-        if dot is None:
-            raise UsageError("Graphviz 'dot' is not installed (apt-get install graphviz); --format dot prints the "
-                             "graph for another renderer")
-        try:
-            svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
-                                 timeout=60, check=True).stdout
-        except subprocess.CalledProcessError as error:
-            raise UsageError(f"Graphviz 'dot' failed: {error.stderr.decode(errors='replace').strip()}") from None
-        except subprocess.TimeoutExpired:
-            raise UsageError("Graphviz 'dot' took more than 60 s; --format dot prints the graph") from None
-        sys.stdout.write(svg.decode())
+        sys.stdout.write(_svg(machine))
     return EXIT_OK
+
+
+def _svg(machine: Machine) -> str:
+    """The tree drawn by Graphviz, as SVG."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError("Graphviz 'dot' is not installed (apt-get install graphviz); --format dot prints the "
+                         "graph for another renderer")
+    try:
+        svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
+                             timeout=60, check=True).stdout
+    except subprocess.CalledProcessError as error:
+        raise UsageError(f"Graphviz 'dot' failed: {error.stderr.decode(errors='replace').strip()}") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError("Graphviz 'dot' took more than 60 s; --format dot prints the graph") from None
+    return svg.decode()
 
 
 def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str, Any]]:
@@ -273,7 +278,7 @@ def _bounds(args: argparse.Namespace) -> Any:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .diff import diff, table_text, witness_name, witness_xml
+    from .diff import diff, html_report, table_text, witness_name, witness_xml
     from .explore import BoundsError
 
     first, second = _one_profile(args.first), _one_profile(args.second)
@@ -282,6 +287,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise UsageError(f"diff needs two different profiles, not {first} twice")
     if args.out:
         _check_writable(args.out, "--out", folder=True)
+    if args.html:
+        _check_writable(args.html, "--html", folder=False)
     try:
         result = diff(first, second, args.depth, _bounds(args))
     except BoundsError as error:
@@ -294,6 +301,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
             with open(path, "wb") as out:
                 out.write(witness_xml(result, d))
         print(printable(f"{len(result.groups)} witnesses in {args.out}: snaptree compare FILE --profiles {first},{second}"))
+    if args.html:
+        page = html_report(result, _svg)
+        with open(args.html, "w", encoding="utf-8") as out:
+            out.write(page)
+        print(printable(f"report: {args.html}"))
     return EXIT_OK
 
 
@@ -470,6 +482,7 @@ exit status: 0 no property is violated, 1 one is (the shortest history is printe
   snaptree diff esx vbox                          where ESX and VirtualBox part ways, to depth 5
   snaptree diff qemu-hmp qemu-qmp --depth 6 --out witnesses
   snaptree diff libvirt-test proposal-2010 --names A,B,C --blocks 1
+  snaptree diff esx vbox --html esx-vbox.html     one page: each group's steps side by side, trees drawn
 
 Both profiles take the same histories of flag-free operations both can express (writes,
 creates, reverts and deletes by name, shared power operations, delete-all).  Every first
@@ -565,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("second", metavar="P2")
     p.add_argument("--depth", type=_positive, default=5, help="operations per history at most (default 5)")
     p.add_argument("--out", metavar="DIR", help="write each group's shortest history as a scenario file")
+    p.add_argument("--html", metavar="FILE", help="also write the table as one page: steps side by side, trees drawn")
     _bound_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)

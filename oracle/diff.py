@@ -27,7 +27,9 @@ numbers).  A pair of states is identified by the pair of their canonical keys
 
 from __future__ import annotations
 
+import html
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,10 +217,8 @@ def witness_xml(result: Diff, d: Disagreement) -> bytes:
                         steps=[Step(op, 0) for op in d.history])
     expects: list[etree._Element] = []
     for profile in result.profiles:
-        m = Machine(get_profile(profile), result.bounds.blocks)
-        for op in d.history[:-1]:
-            _apply(m, op)
-        e = expect_element(_apply(m, d.history[-1]), observe(m))
+        m, outcomes = replay(profile, result.bounds.blocks, d.history)
+        e = expect_element(outcomes[-1], observe(m))
         e.set("profile", profile)
         expects.append(e)
     pinned: list[etree._Element | None] = [None] * (len(d.history) - 1)
@@ -231,3 +231,40 @@ def witness_xml(result: Diff, d: Disagreement) -> bytes:
 def witness_name(result: Diff, d: Disagreement) -> str:
     pair = f"-{d.first}-{d.second}" if d.aspect == "outcome" else ""
     return f"diff-{result.profiles[0]}-{result.profiles[1]}-{d.aspect}-{d.op.tag}{pair}.xml"
+
+
+def replay(profile: str, blocks: int, history: list[ops.Operation]) -> tuple[Machine, list[Outcome]]:
+    m = Machine(get_profile(profile), blocks)
+    return m, [_apply(m, op) for op in history]
+
+
+PAGE_STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:2px 8px}.differs td{background:#fdd}.trees{display:flex;gap:3em}
+.tree svg{max-width:40em;height:auto}"""
+
+
+def html_report(result: Diff, svg: Callable[[Machine], str]) -> str:
+    """The table as one self-contained page: per group the steps side by side and each
+    profile's tree after them (``svg`` draws a machine's tree)."""
+    first, second = result.profiles
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(first)} vs {esc(second)}</title>"
+             f"<style>{PAGE_STYLE}</style></head><body><h1>{esc(first)} vs {esc(second)}</h1>",
+             f"<pre>{esc(table_text(result))}</pre>"]
+    for group, d in sorted(result.groups.items(), key=lambda item: (len(item[1].history), item[0])):
+        runs = [replay(profile, result.bounds.blocks, d.history) for profile in result.profiles]
+        parts.append(f"<section class='group'><h2>{esc(group)}</h2><p>{esc(first)}: {esc(d.first)}<br>"
+                     f"{esc(second)}: {esc(d.second)}</p><table><tr><th>#</th><th>step</th>"
+                     f"<th>{esc(first)}</th><th>{esc(second)}</th></tr>")
+        for i, op in enumerate(d.history):
+            last = " class='differs'" if i == len(d.history) - 1 else ""
+            parts.append(f"<tr{last}><td>{i + 1}</td><td>{esc(ops.describe(op))}</td>"
+                         f"<td>{esc(runs[0][1][i].brief())}</td><td>{esc(runs[1][1][i].brief())}</td></tr>")
+        parts.append("</table><div class='trees'>")
+        for profile, (m, _) in zip(result.profiles, runs, strict=True):
+            drawing = svg(m)
+            parts.append(f"<div class='tree' data-profile='{esc(profile)}'><h3>{esc(profile)}</h3>"
+                         f"{drawing[drawing.find('<svg'):]}</div>")
+        parts.append("</div></section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import networkx as nx
@@ -199,3 +201,22 @@ def test_bad_diff_input_is_one_line(argv: list[str], capsys: pytest.CaptureFixtu
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("snaptree: ") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("dot") is None,
+                    reason="needs Debian's chromium and Graphviz")
+def test_html_report_shows_each_profiles_tree_in_a_browser(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "esx-vbox.html"
+    assert main(["diff", "esx", "vbox", "--depth", "4", "--html", str(page)]) == 0
+    groups = capsys.readouterr().out.count(" after ")
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    # per group both trees are there, as Graphviz drew them, under the profile's name
+    assert dom.count("<svg") == 2 * groups and groups >= 4
+    assert dom.count("data-profile=\"esx\"") == groups and dom.count("data-profile=\"vbox\"") == groups
+    assert "class=\"node\"" in dom and "outcome after delete (ok / has-children)" in dom
+    shot = tmp_path / "page.png"
+    subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 10_000
