@@ -199,6 +199,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     cls, profile, options = _driver_class(args)
     _check_writable(args.out, "--out", folder=True)  # before the work, not after it
+    if args.plan == "cover":
+        return _check_cover(args, cls, profile, options)
     if args.junit:
         _check_writable(args.junit, "--junit", folder=False)
     if args.database != "none":
@@ -307,6 +309,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
             out.write(page)
         print(printable(f"report: {args.html}"))
     return EXIT_OK
+
+
+def _check_cover(args: argparse.Namespace, cls: type[Driver], profile: str, options: dict[str, Any]) -> int:
+    """check --plan cover: every transition of the bounded state graph, in lockstep (oracle/cover.py)."""
+    from .check import divergence_report, write_counterexample
+    from .cover import report_text, run_cover
+
+    result = run_cover(cls, profile, args.depth, args.blocks, options)
+    print(report_text(result))
+    if result.divergence is None:
+        print(f"CONFORMS: driver {cls.name} follows profile {profile} on every transition of the plan")
+        return EXIT_OK
+    print(f"DIVERGES: driver {cls.name} and profile {profile} part ways")
+    print(divergence_report(result.divergence, cls.name))
+    path = write_counterexample(result.divergence, args.driver, profile, args.blocks, args.out, None)
+    if path is not None:
+        print(printable(f"scenario: {path}"))
+    return EXIT_FAILED
 
 
 def _check_writable(path: str, option: str, folder: bool) -> None:
@@ -448,6 +468,7 @@ arrows point from child to parent; numbers are overlays; 'current' is the runnin
   snaptree check --driver model --profile vbox          self-check: the model against itself
   snaptree check --driver qemu-img --examples 50 --seed 1 --junit check.xml
   snaptree check --driver mypkg.snap:MyDriver --profile libvirt-test
+  snaptree check --driver qemu-img --plan cover --depth 3   every transition of the bounded state graph
 
 It drives random histories through the driver and the model in lockstep and compares, after
 every step, the outcome (ok or error kind) and everything the driver observes: the tree,
@@ -558,6 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", metavar="DIR", default=".snaptree/examples",
                    help="Hypothesis example database, or 'none' (default .snaptree/examples)")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--plan", choices=["random", "cover"], default="random",
+                   help="cover: every transition of the state graph to --depth, instead of random histories")
+    p.add_argument("--depth", type=_positive, default=3, help="with --plan cover: the graph's depth (default 3)")
 
     p = command("replay", "replay a scenario on a driver and the model, and compare", cmd_replay)
     p.add_argument("file", metavar="FILE")

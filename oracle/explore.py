@@ -180,12 +180,12 @@ class Exploration:
 
 
 def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: frozenset[str] = frozenset(PROPERTIES),
-            graph: bool = False, dedup: bool = True) -> Exploration:
+            graph: bool = False, dedup: bool = True, keep: Callable[[ops.Operation], bool] | None = None) -> Exploration:
     """Breadth-first over every history up to ``depth``; ``dedup=False`` is the baseline that
-    expands every history (for the benchmark)."""
+    expands every history (for the benchmark); ``keep`` narrows the alphabet (to what a driver can do)."""
     bounds.check()
     started = time.perf_counter()
-    letters = alphabet(profile_name, bounds)
+    letters = [op for op in alphabet(profile_name, bounds) if keep is None or keep(op)]
     clock = any(isinstance(op, ops.CreateSnapshot) and op.name is None for op in letters)
     result = Exploration(profile_name, depth, bounds, letters)
     root = Machine(get_profile(profile_name), bounds.blocks)

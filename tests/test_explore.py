@@ -220,3 +220,46 @@ def test_html_report_shows_each_profiles_tree_in_a_browser(tmp_path: Any, capsys
     subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000
+
+
+# -- snaptree check --plan cover ------------------------------------------------------------
+
+def _covers_everything(out: str) -> bool:
+    found = re.search(r"plan cover: ([\d,]+) of ([\d,]+) transitions at depth", out)
+    return found is not None and found.group(1) == found.group(2) and found.group(1) != "0"
+
+
+def test_cover_plan_takes_every_transition() -> None:
+    from snaptree.oracle.cover import cover_plan
+    from snaptree.oracle.drivers.model import ModelDriver
+
+    plan = cover_plan("vbox", 3, ModelDriver)
+    taken = {t for path in plan.takes for t in path}
+    assert len(taken) == plan.transitions == plan.exploration.transitions
+    assert all(path[0][0] == 0 for path in plan.takes)  # every history starts from the fresh VM
+
+
+def test_cover_on_the_model_conforms(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--driver", "model", "--profile", "esx", "--plan", "cover", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert _covers_everything(out) and "CONFORMS" in out
+
+
+def test_cover_catches_a_mutant_and_shrinks_it(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["check", "--driver", "tests.mutants:DeleteWithoutMerge", "--profile", "esx", "--plan", "cover",
+            "--depth", "4", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert "DIVERGES" in capsys.readouterr().out
+    [scenario] = tmp_path.glob("*.xml")
+    assert main(["replay", str(scenario), "--driver", "tests.mutants:DeleteWithoutMerge", "--profile", "esx"]) == 1
+
+
+@pytest.mark.parametrize(("driver", "extra"), [("qemu-img", []), ("libvirt", ["--uri", "test:///default"])])
+def test_cover_on_real_drivers(driver: str, extra: list[str], tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from snaptree.oracle.drivers import load
+
+    if load(driver).availability() is not None:
+        pytest.skip(f"{driver} is not installed")
+    depth = "2" if driver == "qemu-img" else "3"  # one qemu-img process per step
+    assert main(["check", "--driver", driver, *extra, "--plan", "cover", "--depth", depth, "--out", str(tmp_path)]) == 0
+    assert _covers_everything(capsys.readouterr().out)
