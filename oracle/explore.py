@@ -197,18 +197,22 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
         next_frontier: list[tuple[int, Machine]] = []
         for index, m in frontier:
             base = capture(m, props)
+            twin: Machine | None = None
             for at, op in enumerate(letters):
-                twin = m.clone()
-                before = copy.copy(base)  # what is by value is the same for a clone; identities are its own
-                before.current, before.snapshots = twin.current, dict(twin.snapshots)
+                if twin is None:
+                    twin = m.clone()
+                    before = copy.copy(base)  # what is by value is the same for a clone; identities are its own
+                    before.current, before.snapshots = twin.current, dict(twin.snapshots)
                 outcome, broken = _step(result, twin, op, before, props, index, at)
                 result.transitions += 1
                 if outcome != "ok":
                     result.refusals[outcome] += 1
                 if broken:  # reported; a state that breaks a property is not explored further
+                    twin = None
                     continue
                 if dedup and refused_in_place(outcome, twin, props, base):
                     target = index  # failed-op held: the fingerprint, and so the key, is the source's
+                    # and the twin is still the source state: the next letter starts from it, uncloned
                 else:
                     key = canonical_key(twin, clock) if dedup else (len(result.parents),)
                     known = seen.get(key)
@@ -217,6 +221,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
                         result.parents.append((index, at))
                         next_frontier.append((known, twin))
                     target = known
+                    twin = None
                 if graph:
                     result.edges.append(Edge(index, target, op, outcome))
         result.new_per_depth.append(len(next_frontier))
