@@ -263,3 +263,27 @@ def test_cover_on_real_drivers(driver: str, extra: list[str], tmp_path: Any, cap
     depth = "2" if driver == "qemu-img" else "3"  # one qemu-img process per step
     assert main(["check", "--driver", driver, *extra, "--plan", "cover", "--depth", depth, "--out", str(tmp_path)]) == 0
     assert _covers_everything(capsys.readouterr().out)
+
+
+def test_refusals_and_takes_that_break_the_model_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remaining broken rules of tests/test_properties.py, each at the depth it needs."""
+    from snaptree.model.profiles.vbox import VBox
+
+    original = VBox.check_delete
+
+    def check_delete(self: VBox, m: Machine, target: Any, flags: frozenset[str]) -> None:
+        m.current = target.parent  # moved before the refusal
+        original(self, m, target, flags)
+
+    monkeypatch.setattr(VBox, "check_delete", check_delete)
+    assert len(explore("vbox", 3).violations["failed-op"].history) == 2  # snapshot A, delete B
+    monkeypatch.undo()
+    taking = Machine.take
+
+    def take(self: Machine, *args: Any, **kwargs: Any) -> Any:
+        node = taking(self, *args, **kwargs)
+        (node.parent.children if node.parent is not None else self.roots).remove(node)
+        return node
+
+    monkeypatch.setattr(Machine, "take", take)
+    assert len(explore("esx", 2).violations["well-formed"].history) == 1
