@@ -276,7 +276,7 @@ def test_refusals_and_takes_that_break_the_model_are_found(monkeypatch: pytest.M
         original(self, m, target, flags)
 
     monkeypatch.setattr(VBox, "check_delete", check_delete)
-    assert len(explore("vbox", 3).violations["failed-op"].history) == 2  # snapshot A, delete B
+    assert len(explore("vbox", 3).violations["failed-op"].history) == 2
     monkeypatch.undo()
     taking = Machine.take
 
