@@ -106,7 +106,8 @@ def baseline_check(driver_class: type[Driver], profile: str, seed: int, shrink: 
     machine = type("Uniform", (UniformMachine,), attrs)
     phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])]
     config = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, verbosity=Verbosity.quiet,
-                      database=None, suppress_health_check=list(HealthCheck), phases=phases)
+                      database=None, suppress_health_check=list(HealthCheck), phases=phases,
+                      report_multiple_bugs=False)
     caught = None
     try:
         run_state_machine_as_test(hypothesis_seed(seed)(lambda: machine()), settings=config)  # type: ignore[arg-type]

@@ -102,7 +102,7 @@ class HistoryGenerator:
         by_id = self.driver.by_id is True or (not isinstance(self.driver.by_id, bool) and bool(self.driver.by_id))
         self.mix = Mix(
             writes=one_of(data, (2.0, 1.0, 3.5), "mix: writes") if self.can("write") else 0.0,
-            power=one_of(data, (0.0, 0.7, 1.5), "mix: power") if self.power_tags else 0.0,
+            power=one_of(data, (0.7, 0.0, 1.5), "mix: power") if self.power_tags else 0.0,
             flags=one_of(data, (0.0, 0.3, 0.6), "mix: flags") if any(self.driver.flags.values()) else 0.0,
             by_id=one_of(data, (0.0, 0.3), "mix: by id") if by_id else 0.0,
             awkward=one_of(data, (0.0, 0.0, 0.0, 0.3), "mix: awkward names"),
@@ -115,12 +115,13 @@ class HistoryGenerator:
     # -- one step ----------------------------------------------------------------------------
 
     def next_op(self, data: st.DataObject) -> ops.Operation:
-        wild = chance(data, REFUSAL_SHARE, "meant to be refused")
-        op = self.candidate(data, wild)
-        for _ in range(TRIES - 1):
-            if self.refused(op) == wild:
+        refusal = chance(data, REFUSAL_SHARE, "meant to be refused")
+        for attempt in range(TRIES):
+            # a step meant to be refused first tries ordinary operations, which meet the
+            # profile's own refusals (VirtualBox and a snapshot with two children), then wild ones
+            op = self.candidate(data, wild=refusal and attempt >= TRIES // 2)
+            if self.refused(op) == refusal:
                 break
-            op = self.candidate(data, wild)
         return op
 
     def refused(self, op: ops.Operation) -> bool:
@@ -140,7 +141,7 @@ class HistoryGenerator:
         branching = m.current is not None and bool(m.current.children) and not m.overlay
         kinds = [
             ("snapshot", ((5.0 if n < 2 else 3.5 if n < 5 else 2.0) + (4.0 if branching else 0.0)
-                          + (2.0 if m.power == "paused" else 0.0)) if self.can("snapshot") else 0.0),
+                          + (3.0 if m.power == "paused" else 0.0)) if self.can("snapshot") else 0.0),
             ("write", self.mix.writes + (3.0 if self.mix.writes and not m.overlay else 0.0)),
             ("revert", (3.0 if n else 0.3 if wild else 0.0) if self.can("revert") else 0.0),
             ("delete", ((5.0 if n >= 3 else 1.5 if n else 0.3 if wild else 0.0) + (3.0 if branching else 0.0))
@@ -230,7 +231,7 @@ class HistoryGenerator:
         target = self.choose(data, [
             ("inner", [s for s in snaps if s.children], 4.0),  # the next create branches
             ("leaf", [s for s in snaps if not s.children], 1.5),
-            ("shared name", self.shared_names(), 2.0),
+            ("shared name", self.shared_names(), 3.0),
             ("order-dependent name", self.order_dependent_names(), 4.0),
             ("any", snaps, 1.0),
         ])
@@ -245,11 +246,11 @@ class HistoryGenerator:
         holding_current = [] if current is None else [current, *current.ancestors()]
         shapes = [
             ("two children", [s for s in snaps if len(s.children) >= 2], 5.0),
-            ("current with children", [current] if current is not None and current.children else [], 5.0),
+            ("current with children", [current] if current is not None and current.children else [], 10.0),
             ("one child", [s for s in snaps if len(s.children) == 1], 1.0),
             ("overlapping child", [s for s in snaps if any(c.delta.keys() & s.delta.keys() for c in s.children)], 5.0),
             ("leaf", [s for s in snaps if not s.children], 0.5),
-            ("shared name", self.shared_names(), 1.0),
+            ("shared name", self.shared_names(), 2.0),
             ("order-dependent name", self.order_dependent_names(), 3.0),
             ("any", snaps, 0.5),
         ]

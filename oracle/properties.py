@@ -159,7 +159,10 @@ def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelE
         f"{m.profile.name} does not list (it lists {sorted(allowed)})")
     assert m.clock == before.clock + 1, f"failed-op: the clock went from {before.clock} to {m.clock}"
     if error.side_effect in REPORTED_DEVIATIONS:
-        assert m.current is None and (m.power, m.ram, m.ram_ran) == before.ram_state \
+        # HALT still halts: the domain stopped before the metadata failed (libvirt 9.0.0, seen)
+        halted = isinstance(op, ops.CreateSnapshot) and "halt" in op.flags and (m.power, m.ram, m.ram_ran) == (
+            "shutoff", None, False)
+        assert m.current is None and (halted or (m.power, m.ram, m.ram_ran) == before.ram_state) \
             and m.view(None) == before.current_view and masked_fingerprint(m, base=True) == before.masked_base, (
                 f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed more "
                 "than the current pointer")

@@ -53,26 +53,35 @@ class Shrinker:
         self.kind = kind_of(divergence)
         self.stats = ShrinkStats(steps_before=len(divergence.history))
         self.steps: list[Step] = list(enumerate(s.op for s in divergence.history))
-        # An unnamed snapshot is named after the clock, so removing any earlier step renames it:
-        # a later step that names it is linked to its create and follows the new name.
+        # An unnamed snapshot is named after the clock, and ids come from counters, so removing
+        # an earlier step renames or renumbers a snapshot: a later step that names an unnamed
+        # snapshot, or gives an id, is linked to the create that made it and follows it.
         self.links: dict[int, int] = {}
         auto_named: dict[str, int] = {}
+        made: dict[str, int] = {}
         for i, s in enumerate(divergence.history):
-            if isinstance(s.op, ops.CreateSnapshot) and s.op.name is None and s.model.created_name is not None:
-                auto_named[s.model.created_name] = i
-            elif isinstance(s.op, (ops.Revert, ops.Delete)) and s.op.ref in auto_named:
-                self.links[i] = auto_named[s.op.ref]
+            if isinstance(s.op, ops.CreateSnapshot) and s.model.created_id is not None:
+                made[s.model.created_id] = i
+                if s.op.name is None and s.model.created_name is not None:
+                    auto_named[s.model.created_name] = i
+            elif isinstance(s.op, (ops.Revert, ops.Delete)):
+                if s.op.id is not None and s.op.id in made:
+                    self.links[i] = made[s.op.id]
+                elif s.op.ref in auto_named:
+                    self.links[i] = auto_named[s.op.ref]
 
     def replay(self, steps: list[Step]) -> Divergence | None:
-        created: dict[int, str] = {}
+        created: dict[int, tuple[str, str]] = {}  # the create's key -> the name and id it made this time
         with self.new_lockstep() as lockstep:
             try:
                 for key, op in steps:
-                    if key in self.links and self.links[key] in created and isinstance(op, (ops.Revert, ops.Delete)):
-                        op = dataclasses.replace(op, ref=created[self.links[key]])
+                    link = self.links.get(key)
+                    if link in created and isinstance(op, (ops.Revert, ops.Delete)):
+                        name, sid = created[link]
+                        op = dataclasses.replace(op, id=sid) if op.id is not None else dataclasses.replace(op, ref=name)
                     step = lockstep.step(op)
-                    if step.model.created_name is not None:
-                        created[key] = step.model.created_name
+                    if step.model.created_name is not None and step.model.created_id is not None:
+                        created[key] = (step.model.created_name, step.model.created_id)
             except Divergence as divergence:
                 return divergence
         return None
