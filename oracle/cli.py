@@ -144,19 +144,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     elif args.format == "dot":
         print(notation.dot(machine), end="")
     else:
-        dot = shutil.which("dot")
-        if dot is None:
-            raise UsageError("Graphviz 'dot' is not installed (apt-get install graphviz); --format dot prints the "
-                             "graph for another renderer")
-        try:
-            svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
-                                 timeout=60, check=True).stdout
-        except subprocess.CalledProcessError as error:
-            raise UsageError(f"Graphviz 'dot' failed: {error.stderr.decode(errors='replace').strip()}") from None
-        except subprocess.TimeoutExpired:
-            raise UsageError("Graphviz 'dot' took more than 60 s; --format dot prints the graph") from None
-        sys.stdout.write(svg.decode())
+        sys.stdout.write(_svg(machine))
     return EXIT_OK
+
+
+def _svg(machine: Machine) -> str:
+    """The tree drawn by Graphviz, as SVG."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError("Graphviz 'dot' is not installed (apt-get install graphviz); --format dot prints the "
+                         "graph for another renderer")
+    try:
+        svg = subprocess.run([dot, "-Tsvg"], input=notation.dot(machine).encode(), capture_output=True,
+                             timeout=60, check=True).stdout
+    except subprocess.CalledProcessError as error:
+        raise UsageError(f"Graphviz 'dot' failed: {error.stderr.decode(errors='replace').strip()}") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError("Graphviz 'dot' took more than 60 s; --format dot prints the graph") from None
+    return svg.decode()
 
 
 def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str, Any]]:
@@ -198,6 +203,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     cls, profile, options = _driver_class(args)
     _check_writable(args.out, "--out", folder=True)  # before the work, not after it
+    if args.plan == "cover":
+        return _check_cover(args, cls, profile, options)
     if args.junit:
         _check_writable(args.junit, "--junit", folder=False)
     if args.database != "none":
@@ -237,6 +244,93 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unwritten:
         return EXIT_BAD_INPUT
     return EXIT_OK if result.conforms else EXIT_FAILED
+
+
+def _names(text: str) -> tuple[str, ...]:
+    items = tuple(item for item in text.split(","))
+    if not all(items) or len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"'{text}' must be distinct, non-empty items separated by commas")
+    return items
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import BoundsError, explore, report_text, write_graph
+
+    profile = _one_profile(args.profile)
+    assert profile is not None
+    bounds = _bounds(args)
+    if args.graph and not args.graph.endswith((".graphml", ".dot", ".gv")):
+        raise UsageError(f"--graph {args.graph}: the name must end in .graphml or .dot")
+    if args.graph:
+        _check_writable(args.graph, "--graph", folder=False)
+    try:
+        result = explore(profile, args.depth, bounds, graph=bool(args.graph))
+    except BoundsError as error:
+        raise UsageError(str(error)) from None
+    print(report_text(result))
+    if args.graph:
+        write_graph(result, args.graph)
+        print(printable(f"graph: {args.graph}"))
+    return EXIT_FAILED if result.violations else EXIT_OK
+
+
+def _bounds(args: argparse.Namespace) -> Any:
+    from .explore import Bounds
+
+    defaults = Bounds()
+    return Bounds(names=args.names or defaults.names, blocks=args.blocks, values=args.values or defaults.values,
+                  operations=args.ops or defaults.operations, flags=getattr(args, "flags", defaults.flags),
+                  unnamed=args.unnamed)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff, html_report, table_text, witness_name, witness_xml
+    from .explore import BoundsError
+
+    first, second = _one_profile(args.first), _one_profile(args.second)
+    assert first is not None and second is not None
+    if first == second:
+        raise UsageError(f"diff needs two different profiles, not {first} twice")
+    if args.out:
+        _check_writable(args.out, "--out", folder=True)
+    if args.html:
+        _check_writable(args.html, "--html", folder=False)
+    try:
+        result = diff(first, second, args.depth, _bounds(args))
+    except BoundsError as error:
+        raise UsageError(str(error)) from None
+    print(table_text(result))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        for d in result.groups.values():
+            path = os.path.join(args.out, witness_name(result, d))
+            with open(path, "wb") as out:
+                out.write(witness_xml(result, d))
+        print(printable(f"{len(result.groups)} witnesses in {args.out}: snaptree compare FILE --profiles {first},{second}"))
+    if args.html:
+        page = html_report(result, _svg)
+        with open(args.html, "w", encoding="utf-8") as out:
+            out.write(page)
+        print(printable(f"report: {args.html}"))
+    return EXIT_OK
+
+
+def _check_cover(args: argparse.Namespace, cls: type[Driver], profile: str, options: dict[str, Any]) -> int:
+    """check --plan cover: every transition of the bounded state graph, in lockstep (oracle/cover.py)."""
+    from .check import divergence_report, write_counterexample
+    from .cover import report_text, run_cover
+
+    result = run_cover(cls, profile, args.depth, args.blocks, options)
+    print(report_text(result))
+    if result.divergence is None:
+        print(f"CONFORMS: driver {cls.name} follows profile {profile} on every transition of the plan")
+        return EXIT_OK
+    print(f"DIVERGES: driver {cls.name} and profile {profile} part ways")
+    print(divergence_report(result.divergence, cls.name))
+    path = write_counterexample(result.divergence, args.driver, profile, args.blocks, args.out, None)
+    if path is not None:
+        print(printable(f"scenario: {path}"))
+    return EXIT_FAILED
 
 
 def _check_writable(path: str, option: str, folder: bool) -> None:
@@ -381,6 +475,7 @@ arrows point from child to parent; numbers are overlays; 'current' is the runnin
   snaptree check --driver model --profile vbox          self-check: the model against itself
   snaptree check --driver qemu-img --examples 50 --seed 1 --junit check.xml
   snaptree check --driver mypkg.snap:MyDriver --profile libvirt-test
+  snaptree check --driver qemu-img --plan cover --depth 3   every transition of the bounded state graph
 
 It drives random histories through the driver and the model in lockstep and compares, after
 every step, the outcome (ok or error kind) and everything the driver observes: the tree,
@@ -401,6 +496,32 @@ input, 130 SIGINT, 143 SIGTERM""",
   snaptree dumpxml my.xml C --step 5 --profile libvirt-qemu
 
 Prints what `virsh snapshot-dumpxml DOMAIN NAME` would show for the modelled snapshot.""",
+    "explore": """examples:
+  snaptree explore --profile esx --depth 6            every history of up to 6 operations
+  snaptree explore --profile vbox --depth 5 --names A,B,C --blocks 1 --values a
+  snaptree explore --profile libvirt-test --depth 4 --ops snapshot,revert,delete --flags all
+  snaptree explore --profile qemu-img --depth 4 --graph states.graphml   (or states.dot)
+
+Histories are drawn from a finite alphabet: writes of each value to each block, the
+profile's power operations, creates of each name, reverts and deletes of each name (with
+each single flag the system accepts, --flags common), delete-all.  Equal states are explored
+once.  The four properties of the model are checked on every transition.
+
+exit status: 0 no property is violated, 1 one is (the shortest history is printed), 2 bad input""",
+    "diff": """examples:
+  snaptree diff esx vbox                          where ESX and VirtualBox part ways, to depth 5
+  snaptree diff qemu-hmp qemu-qmp --depth 6 --out witnesses
+  snaptree diff libvirt-test proposal-2010 --names A,B,C --blocks 1
+  snaptree diff esx vbox --html esx-vbox.html     one page: each group's steps side by side, trees drawn
+
+Both profiles take the same histories of flag-free operations both can express (writes,
+creates, reverts and deletes by name, shared power operations, delete-all).  Every first
+disagreement (outcome, tree, current, power, recorded state, memory, RAM, what any point in
+time reads) is kept, grouped by what differs and the operation that reveals it, with the
+shortest history of each group; --out writes each as a scenario file with each profile's
+expectations, which `snaptree run FILE --profile a,b` and `snaptree compare` replay.
+
+exit status: 0 (differences are the answer, not a failure), 2 bad input""",
     "drivers": """example:
   snaptree drivers          each driver, whether its real component is installed, what it observes""",
 }
@@ -410,6 +531,14 @@ def vsphere_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="vsphere: a real host, https://USER:PASS@HOST/sdk (default: the bundled simulator)")
     p.add_argument("--vm", help="vsphere: the VM on that host whose snapshots are checked")
     p.add_argument("--insecure", action="store_true", help="vsphere: do not verify the host's certificate")
+
+
+def _bound_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--names", type=_names, help="snapshot names (default A,B)")
+    p.add_argument("--blocks", type=_positive, default=2, help="disk size in blocks (default 2)")
+    p.add_argument("--values", type=_names, help="values written (default a,b)")
+    p.add_argument("--ops", type=_names, help="operations, by scenario tag (default: all the profile has)")
+    p.add_argument("--unnamed", action="store_true", help="also creates without a name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -468,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-guards", action="store_true",
                    help="also draw what the guards of known findings (scenarios/findings/) leave out")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--plan", choices=["random", "cover"], default="random",
+                   help="cover: every transition of the state graph to --depth, instead of random histories")
+    p.add_argument("--depth", type=_positive, default=3, help="with --plan cover: the graph's depth (default 3)")
 
     p = command("replay", "replay a scenario on a driver and the model, and compare", cmd_replay)
     p.add_argument("file", metavar="FILE")
@@ -475,6 +607,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="default: the scenario's profile")
     p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one")
     vsphere_options(p)
+
+    p = command("explore", "explore every history of the model within small bounds", cmd_explore)
+    p.add_argument("--profile", required=True, help="the profile to explore")
+    p.add_argument("--depth", type=_positive, default=4, help="operations per history at most (default 4)")
+    _bound_options(p)
+    p.add_argument("--flags", choices=["none", "common", "all"], default="common",
+                   help="none; common: each single revert and delete flag (default); all: create flags too")
+    p.add_argument("--graph", metavar="FILE", help="write the state graph (.graphml or .dot)")
+
+    p = command("diff", "every way two profiles part ways on the same small histories", cmd_diff)
+    p.add_argument("first", metavar="P1")
+    p.add_argument("second", metavar="P2")
+    p.add_argument("--depth", type=_positive, default=5, help="operations per history at most (default 5)")
+    p.add_argument("--out", metavar="DIR", help="write each group's shortest history as a scenario file")
+    p.add_argument("--html", metavar="FILE", help="also write the table as one page: steps side by side, trees drawn")
+    _bound_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
     p.add_argument("--format", choices=["text", "json"], default="text")

@@ -219,7 +219,7 @@ def test_unknown_profile_option(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("command", ["check", "replay"])
 def test_uri_for_a_driver_that_takes_none(capsys: pytest.CaptureFixture[str], command: str) -> None:
     where = [scenario_files.SEED_EXAMPLE] if command == "replay" else []
-    code, out, err = run_cli(capsys, command, *where, "--driver", "model", "--profile", "esx", "--uri", "test:///x")
+    code, out, err = run_cli(capsys, command, *where, "--driver", "model", "--profile", "esx", "--uri", "test:///default")
     assert "driver 'model' takes no --uri" in assert_one_line_error(code, err, out)
 
 

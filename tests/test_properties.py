@@ -1,7 +1,8 @@
 """Hypothesis properties of the model, for every profile in ``PROFILES`` (semantics.md §1).
 
 Four properties, each a plain function that raises ``AssertionError`` (message prefixed with
-the property's name) when its rule is broken:
+the property's name) when its rule is broken; the checks live in ``oracle/properties.py``,
+shared with ``snaptree explore``:
 
 * ``invariant``   deleting snapshots (any delete flag, subtree deletes, delete-all, and the
                   delete inside HMP's overwriting savevm) never changes what any *other*
@@ -26,13 +27,10 @@ the corresponding property finds a counterexample: each property fails if its ru
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
 from functools import cache
 from itertools import combinations
 from typing import Any
 
-import networkx as nx
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -40,12 +38,12 @@ from hypothesis import strategies as st
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, ops
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.libvirt import UNSAVED_METADATA
-from snaptree.model.profiles.qemu_live import FAILED_LOAD, LOAD_MOVED_DISK, LiveQemu, QemuHmp
+from snaptree.model.profiles.qemu_live import FAILED_LOAD, LiveQemu, QemuHmp
 from snaptree.model.profiles.vbox import VBox
+from snaptree.oracle.properties import PROPERTIES, capture, check_failed_op, check_well_formed, step
 
 PROFILE_NAMES = list(PROFILES)
 DISK_PROFILES = [name for name in PROFILE_NAMES if PROFILES[name].disk]  # where a lost or kept write can show
-PROPERTIES = ("invariant", "revert", "failed-op", "well-formed")
 BLOCKS = 4  # a small disk, so that writes collide and overlays overlap
 
 LONG_ASCII = "n" * 300  # over qcow2's 255-byte limit [§4 Names]
@@ -144,226 +142,6 @@ def draw_ops(data: st.DataObject, m: Machine) -> list[ops.Operation]:
     if kind == "delete":
         return [ops.Delete(**target(), flags=data.draw(_flag_strategy(profile.delete_flags), label="delete flags"))]
     return [ops.DeleteAll()]
-
-
-# -- the properties, as plain checks ------------------------------------------------------------
-
-@dataclass
-class Before:
-    """What a step's checks compare against (only what the selected properties need)."""
-
-    power: str
-    clock: int
-    current: Any
-    ram_state: tuple[str, str | None, bool]  # power, ram, ram_ran
-    fingerprint: tuple = ()
-    masked: tuple = ()  # the fingerprint with power and clock blanked
-    masked_base: tuple = ()  # ... and the running state's base (current pointer, overlay)
-    views: dict[str, dict[int, str]] = field(default_factory=dict)  # by snapshot id
-    snapshots: dict[str, Any] = field(default_factory=dict)  # id -> Snapshot (ids can be reused)
-    current_view: dict[int, str] = field(default_factory=dict)
-
-
-def capture(m: Machine, props: frozenset[str] | set[str] = frozenset(PROPERTIES)) -> Before:
-    before = Before(m.power, m.clock, m.current, (m.power, m.ram, m.ram_ran), current_view=m.view(None))
-    if "failed-op" in props:
-        before.fingerprint, before.masked = m.fingerprint(), masked_fingerprint(m)
-        before.masked_base = masked_fingerprint(m, base=True)
-    if props & {"invariant", "revert"}:
-        before.views = {sid: m.view(s) for sid, s in m.snapshots.items()}
-        before.snapshots = dict(m.snapshots)
-    return before
-
-
-def survivors(m: Machine, before: Before) -> list[str]:
-    """Ids of snapshots present before and after, as the same object."""
-    return [sid for sid, s in before.snapshots.items() if m.snapshots.get(sid) is s]
-
-
-def check_invariant(m: Machine, op: ops.Operation, before: Before) -> None:
-    """[§1] Deleting X never changes what any other snapshot, or the current state, reads."""
-    assert m.view(None) == before.current_view, (
-        f"invariant: {ops.describe(op)} changed the current state's view "
-        f"from {before.current_view} to {m.view(None)}")
-    for sid in survivors(m, before):
-        after = m.view(m.snapshots[sid])
-        assert after == before.views[sid], (
-            f"invariant: {ops.describe(op)} changed surviving snapshot id={sid}'s view "
-            f"from {before.views[sid]} to {after}")
-
-
-def _loads_another_disk(m: Machine, target: Any) -> bool:
-    """libvirt-qemu (libvirt 9.0.0 with QEMU 7.2, seen): QEMU applies an internal snapshot by qcow2
-    id first, so a revert to a snapshot named like another one's id loads that one's disk
-    (model/profiles/libvirt.py Qcow2Entry).  Reported deviation from §1: such a revert is exempt."""
-    source = getattr(m.profile, "qcow2_source", None)
-    entry = source(m, target) if source is not None else None
-    return entry is not None and entry.snapshot is not target and m.view(None) != m.view(target)
-
-
-def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
-    """[§1] Reverting to X throws away the current state's unsaved changes."""
-    target = m.current
-    if target is None and op.ref is None and op.id is None and m.profile.observed_current(m) is not None:
-        return  # vcsim 0.24.2 (seen): reverting to a removed current snapshot succeeds and changes nothing
-    assert target is not None and m.snapshots.get(target.id) is target, \
-        f"revert: after {ops.describe(op)} the running state is not based on a snapshot"
-    if _loads_another_disk(m, target):
-        return
-    assert m.overlay == {}, f"revert: after {ops.describe(op)} unsaved writes survive: {m.overlay}"
-    assert m.view(None) == m.view(target), (
-        f"revert: after {ops.describe(op)} the current view {m.view(None)} differs from "
-        f"the target id={target.id}'s view {m.view(target)}")
-    assert m.view(target) == before.views.get(target.id), \
-        f"revert: {ops.describe(op)} changed what its target reads"
-    # the revert went where it was asked to
-    if op.id is not None:
-        assert target.id == op.id, f"revert: {ops.describe(op)} went to id={target.id}"
-    elif op.ref is None and m.profile.revert_to_current:
-        assert target is before.current, f"revert: {ops.describe(op)} did not go to the current snapshot"
-    elif op.ref is None:
-        # Reported model bug (test_profiles.py::test_qemu_live_revert_without_name_is_refused): the
-        # live QEMU profiles read a missing name as "" and load a snapshot named "".
-        assert target.name == "", f"revert: {ops.describe(op)} went to {target!r}"
-    elif op.ref != "":  # vbox: an empty nameOrId finds the first snapshot
-        assert op.ref in (target.name, target.id) or target.id == op.ref.strip("{}").lower(), \
-            f"revert: {ops.describe(op)} went to {target!r}"
-
-
-def check_no_snapshot_changed(m: Machine, op: ops.Operation, before: Before) -> None:
-    """[§1] Every later write goes to a fresh overlay: no operation but a delete changes what an
-    existing snapshot reads."""
-    for sid, s in before.snapshots.items():
-        assert m.snapshots.get(sid) is s, f"revert: {ops.describe(op)} removed snapshot id={sid}"
-        after = m.view(s)
-        assert after == before.views[sid], (
-            f"revert: {ops.describe(op)} changed snapshot id={sid}'s view from {before.views[sid]} to {after}")
-    if isinstance(op, ops.Write) and op.value:
-        assert m.view(None).get(op.block) == op.value, f"revert: {ops.describe(op)} is not read back"
-
-
-# Side effects that change more than the power state.  The rule (ModelError, and this suite's
-# brief) is that only the power state may differ; libvirt-qemu's UNSAVED_METADATA (libvirt 9.0.0,
-# seen: a name too long for the metadata file) also drops the current pointer and flattens the
-# running state's overlay.  The real component wins over the rule, so that deviation is checked
-# exactly instead: what everything reads stays the same.
-REPORTED_DEVIATIONS = {UNSAVED_METADATA: "the current pointer is dropped; the running state reads the same"}
-
-
-def masked_fingerprint(m: Machine, base: bool = False) -> tuple:
-    """``fingerprint()`` with the power state (power, RAM) and the clock blanked out (and, with
-    ``base``, what the running state rests on: its current pointer and overlay, and the profile's
-    own records of the disk, such as libvirt-qemu's qcow2 table, which the unlisted snapshot joins)."""
-    saved = m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.extra
-    try:
-        m.power, m.ram, m.ram_ran, m.clock = "<masked>", "<masked>", False, 0
-        if base:
-            m.current, m.overlay, m.extra = None, {}, {}
-        return m.fingerprint()
-    finally:
-        m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.extra = saved
-
-
-def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelError) -> None:
-    """A refused operation changes nothing, or exactly its declared side effect on the power state.
-
-    "The power state" is ``power``, plus the RAM only as far as the power change entails: a VM
-    that ends up shut off has no RAM (``Machine.load_memory``); otherwise the RAM is untouched."""
-    if error.side_effect is None:
-        assert m.fingerprint() == before.fingerprint, (
-            f"failed-op: {ops.describe(op)} was refused ({error!r}) but changed the state")
-        return
-    allowed = m.profile.failure_side_effects
-    assert error.side_effect in allowed, (
-        f"failed-op: {ops.describe(op)} reports side effect {error.side_effect!r}, which profile "
-        f"{m.profile.name} does not list (it lists {sorted(allowed)})")
-    assert m.clock == before.clock + 1, f"failed-op: the clock went from {before.clock} to {m.clock}"
-    if error.side_effect in REPORTED_DEVIATIONS:
-        # HALT still halts: the domain stopped before the metadata failed (libvirt 9.0.0, seen)
-        halted = isinstance(op, ops.CreateSnapshot) and "halt" in op.flags and (m.power, m.ram, m.ram_ran) == (
-            "shutoff", None, False)
-        assert m.current is None and (halted or (m.power, m.ram, m.ram_ran) == before.ram_state) \
-            and m.view(None) == before.current_view and masked_fingerprint(m, base=True) == before.masked_base, (
-                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed more "
-                "than the current pointer")
-        return
-    if error.side_effect == LOAD_MOVED_DISK:  # QEMU 7.2.22, seen: the disk went back, the RAM did not
-        assert m.current is not None and not m.overlay and (m.ram, m.ram_ran) == before.ram_state[1:] \
-            and masked_fingerprint(m, base=True) == before.masked_base, (
-                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed more "
-                "than the disk's base and the power state")
-        return
-    ram_ok = (m.ram, m.ram_ran) == (None, False) if m.power == "shutoff" else (m.ram, m.ram_ran) == before.ram_state[1:]
-    assert ram_ok and masked_fingerprint(m) == before.masked, (
-        f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed "
-        "more than the power state")
-
-
-def check_well_formed(m: Machine) -> None:
-    """The snapshot tree is a well-formed forest."""
-    snaps = list(m.snapshots.values())
-    assert len({id(s) for s in snaps}) == len(snaps), "well-formed: one snapshot under two ids"
-    for key, s in m.snapshots.items():
-        assert key == s.id, f"well-formed: snapshot {s!r} filed under id {key!r}"
-    members = {id(s) for s in snaps}
-    g = nx.DiGraph()
-    g.add_nodes_from(s.id for s in snaps)
-    for s in snaps:
-        if s.parent is not None:
-            assert id(s.parent) in members, f"well-formed: {s!r}'s parent {s.parent!r} is not a snapshot"
-            assert sum(c is s for c in s.parent.children) == 1, \
-                f"well-formed: {s!r} is not listed once among its parent {s.parent!r}'s children"
-            g.add_edge(s.parent.id, s.id)
-        else:
-            assert sum(r is s for r in m.roots) == 1, f"well-formed: parentless {s!r} is not listed once as a root"
-        for c in s.children:
-            assert c.parent is s, f"well-formed: child {c!r} of {s!r} has parent pointer {c.parent!r}"
-            assert id(c) in members, f"well-formed: child {c!r} of {s!r} is not a snapshot"
-    for r in m.roots:
-        assert id(r) in members, f"well-formed: root {r!r} is not a snapshot"
-        assert r.parent is None, f"well-formed: root {r!r} has a parent"
-    assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {nx.find_cycle(g)}"
-    # every snapshot is reached exactly once from the roots
-    seen: list[int] = []
-    stack = list(m.roots)
-    while stack and len(seen) <= len(snaps):
-        node = stack.pop()
-        seen.append(id(node))
-        stack.extend(node.children)
-    assert sorted(seen) == sorted(members), "well-formed: the roots do not reach every snapshot exactly once"
-    assert m.current is None or m.snapshots.get(m.current.id) is m.current, \
-        f"well-formed: current {m.current!r} is not a snapshot"
-    expected: dict[str, list[int]] = defaultdict(list)
-    for s in snaps:
-        expected[s.name].append(id(s))
-    actual = {name: [id(s) for s in lst] for name, lst in m.by_name.items()}
-    assert actual == dict(expected), "well-formed: by_name does not index the snapshots exactly"
-
-
-# -- running sequences ------------------------------------------------------------------------
-
-def step(m: Machine, op: ops.Operation, props: frozenset[str] | set[str]) -> bool:
-    """Apply ``op`` and check the selected properties; True if it succeeded."""
-    before = capture(m, props)
-    try:
-        m.apply(op)
-    except ModelError as error:
-        if "failed-op" in props:
-            check_failed_op(m, op, before, error)
-        if "well-formed" in props:
-            check_well_formed(m)
-        return False
-    if "invariant" in props and isinstance(op, (ops.Delete, ops.DeleteAll, ops.CreateSnapshot)):
-        check_invariant(m, op, before)  # a create may delete (HMP savevm overwrites)
-    if "revert" in props:
-        if isinstance(op, ops.Revert):
-            check_revert(m, op, before)
-        elif not isinstance(op, (ops.Delete, ops.DeleteAll)) and not (
-                isinstance(op, ops.CreateSnapshot) and m.profile.duplicates == "overwrite"):
-            check_no_snapshot_changed(m, op, before)  # HMP's savevm may delete: the invariant covers it
-    if "well-formed" in props:
-        check_well_formed(m)
-    return True
 
 
 def exercise(profile_name: str, data: st.DataObject, props: frozenset[str] | set[str], max_steps: int = 30) -> None:
