@@ -261,6 +261,16 @@ def _serve(uri: str, home: str, channel: Any, checkers_end: Any) -> None:
             return
 
 
+class HelperCrashed(Exception):
+    """The embedded QEMU driver took its process down (libvirt 9.0.0 segfaults on some deletes:
+    scenarios/findings/libvirt-9.0-qemu-delete-children-segfault.xml)."""
+
+    def __init__(self, exitcode: int | None):
+        how = (f"signal {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0
+               else f"exit status {exitcode}")
+        super().__init__(f"libvirt's embedded QEMU driver crashed: its process died ({how})")
+
+
 class EmbedHelper:
     """A forked helper process, running as nobody, that owns the embedded QEMU connection."""
 
@@ -279,14 +289,22 @@ class EmbedHelper:
             raise
 
     def call(self, method: str, *args: Any) -> Any:
-        self.channel.send((method, args))
+        try:
+            self.channel.send((method, args))
+        except (BrokenPipeError, ConnectionResetError):  # it died after its last answer
+            self.process.join(5)
+            raise HelperCrashed(self.process.exitcode) from None
         return self._answer()
 
     def _answer(self) -> Any:
         if not self.channel.poll(CALL_TIMEOUT):
             self.kill()
             raise TimeoutError(f"the embedded QEMU driver did not answer within {CALL_TIMEOUT:.0f} s")
-        reply = self.channel.recv()
+        try:
+            reply = self.channel.recv()
+        except (EOFError, ConnectionResetError):  # the helper died inside libvirt: a crash of libvirt's
+            self.process.join(5)
+            raise HelperCrashed(self.process.exitcode) from None
         if reply[0] == "err":
             raise LibvirtFailure(reply[1], reply[2])
         return reply[1]
@@ -469,7 +487,7 @@ class LibvirtDriver(Driver):
             return
         try:
             if self.session is not None:
-                with contextlib.suppress(LibvirtFailure, TimeoutError, OSError):
+                with contextlib.suppress(LibvirtFailure, HelperCrashed, TimeoutError, OSError):
                     self.session.call("undefine")
                 self.session.kill()
         finally:
@@ -492,6 +510,8 @@ class LibvirtDriver(Driver):
     def apply(self, op: ops.Operation) -> Result:
         try:
             result = self._apply(op)
+        except HelperCrashed as crash:  # an outcome of its own, not a traceback: the model never crashes
+            result = Result.error("crashed", str(crash))
         except LibvirtFailure as failure:
             lifetime.raise_if_machine_failure(failure.message, "libvirt")  # a full disk is no answer of libvirt's
             result = Result.error(error_kind(failure.code, failure.message), failure.message)
