@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from snaptree.model import Machine, ModelError, ops
+from snaptree.model import Machine, ops
 from snaptree.model.scenario import parse_xml
 
 from . import scenario_files
+from .situations import target_of
 
 
 @dataclass(frozen=True)
@@ -35,20 +36,14 @@ def _xml_special(m: Machine, op: ops.Operation) -> bool:
 def _children_delete_over_a_branch(m: Machine, op: ops.Operation) -> bool:
     if not (isinstance(op, ops.Delete) and "children" in op.flags):
         return False
-    try:
-        target = m.profile.resolve(m, op, "delete")
-    except ModelError:
-        return False
-    return any(len(node.children) >= 2 for node in m.subtree(target)[:-1])
+    target = target_of(m, op)
+    return target is not None and any(len(node.children) >= 2 for node in m.subtree(target)[:-1])
 
 
 def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
     if not isinstance(op, ops.Delete) or m.current is None or m.current.parent is not None or len(m.snapshots) < 2:
         return False
-    try:
-        return m.profile.resolve(m, op, "delete") is m.current
-    except ModelError:
-        return False
+    return target_of(m, op) is m.current
 
 
 GUARDS = {g.name: g for g in (

@@ -243,7 +243,7 @@ class HistoryGenerator:
         if self.profile.revert_to_current and chance(data, 0.1, "revert to current"):
             return ops.Revert(flags=self.flags(data, "revert", wild))
         snaps = list(self.model.snapshots.values())
-        target = self.choose(data, [
+        _, target = self.choose_shape(data, [
             ("inner", [s for s in snaps if s.children], 4.0),  # the next create branches
             ("leaf", [s for s in snaps if not s.children], 1.5),
             ("shared name", self.shared_names(), 3.0),
@@ -288,9 +288,6 @@ class HistoryGenerator:
                      ) -> tuple[str, Snapshot]:
         shape, members = pick(data, [((label, group), w) for label, group, w in shapes if group], "target shape")
         return shape, one_of(data, members, "target")
-
-    def choose(self, data: st.DataObject, shapes: list[tuple[str, list[Snapshot], float]]) -> Snapshot:
-        return self.choose_shape(data, shapes)[1]
 
     def names_after_current(self) -> list[str]:
         """Names that a pre-order walk meets only after the current snapshot's subtree: a new

@@ -127,9 +127,9 @@ class Shrinker:
         return self.best, self.stats
 
 
-def shrink(divergence: Divergence, new_lockstep: Callable[[], Lockstep], **budget: float) -> tuple[Divergence, ShrinkStats]:
+def shrink(divergence: Divergence, new_lockstep: Callable[[], Lockstep]) -> tuple[Divergence, ShrinkStats]:
     """The smallest history found that diverges like ``divergence``, and how it was found."""
-    return Shrinker(divergence, new_lockstep, **budget).run()  # type: ignore[arg-type]
+    return Shrinker(divergence, new_lockstep).run()
 
 
 def _simpler(op: ops.Operation) -> Iterator[ops.Operation]:

@@ -55,7 +55,6 @@ SITUATIONS: tuple[Situation, ...] = (
               lambda p, o: "pause" in o and "running" in p.transitions.get("pause", {})),
     Situation("failed-non-empty", "a failed operation on a non-empty tree", lambda p, o: "snapshot" in o),
 )
-BY_KEY = {s.key: s for s in SITUATIONS}
 
 
 def applicable(profile: Profile, operations: frozenset[str]) -> list[Situation]:
@@ -76,7 +75,8 @@ def applicable(profile: Profile, operations: frozenset[str]) -> list[Situation]:
     return found
 
 
-def _target(m: Machine, op: ops.Revert | ops.Delete) -> Snapshot | None:
+def target_of(m: Machine, op: ops.Revert | ops.Delete) -> Snapshot | None:
+    """The snapshot a revert or delete would act on now, by the profile's lookup (None: none)."""
     purpose = "revert" if isinstance(op, ops.Revert) else "delete"
     try:
         return m.profile.resolve(m, op, purpose)
@@ -105,7 +105,7 @@ def before(m: Machine, op: ops.Operation) -> Before:
     facts = Before(non_empty=bool(m.snapshots))
     keys = facts.keys
     if isinstance(op, (ops.Revert, ops.Delete)):
-        target = _target(m, op)
+        target = target_of(m, op)
         if op.ref is None and op.id is None:
             keys.add("revert-current")
         if op.ref is not None and len(m.named(op.ref)) >= 2 and _branched(m):
