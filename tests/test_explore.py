@@ -258,8 +258,9 @@ def test_cover_catches_a_mutant_and_shrinks_it(tmp_path: Any, capsys: pytest.Cap
 def test_cover_on_real_drivers(driver: str, extra: list[str], tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from snaptree.oracle.drivers import load
 
-    if load(driver).availability() is not None:
-        pytest.skip(f"{driver} is not installed")
+    problem = load(driver).availability()
+    if problem is not None:
+        pytest.fail(f"the real component is missing: {problem} (or run `bash .ci/setup --real`)")
     depth = "2" if driver == "qemu-img" else "3"  # one qemu-img process per step
     assert main(["check", "--driver", driver, *extra, "--plan", "cover", "--depth", depth, "--out", str(tmp_path)]) == 0
     assert _covers_everything(capsys.readouterr().out)
