@@ -265,9 +265,13 @@ class HelperCrashed(Exception):
     """The embedded QEMU driver took its process down (libvirt 9.0.0 segfaults on some deletes:
     scenarios/findings/libvirt-9.0-qemu-delete-children-segfault.xml)."""
 
-    def __init__(self, exitcode: int | None):
+    def __init__(self, exitcode: int | None, log: Path):
         how = (f"signal {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0
                else f"exit status {exitcode}")
+        # the helper's stderr (a Python traceback, libvirt's last words) went to its log
+        with contextlib.suppress(OSError):
+            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+            how += f"; its log ends: {last[0].strip()}" if last else ""
         super().__init__(f"libvirt's embedded QEMU driver crashed: its process died ({how})")
 
 
@@ -293,7 +297,7 @@ class EmbedHelper:
             self.channel.send((method, args))
         except (BrokenPipeError, ConnectionResetError):  # it died after its last answer
             self.process.join(5)
-            raise HelperCrashed(self.process.exitcode) from None
+            raise HelperCrashed(self.process.exitcode, self.root / "libvirt.log") from None
         return self._answer()
 
     def _answer(self) -> Any:
@@ -304,7 +308,7 @@ class EmbedHelper:
             reply = self.channel.recv()
         except (EOFError, ConnectionResetError):  # the helper died inside libvirt: a crash of libvirt's
             self.process.join(5)
-            raise HelperCrashed(self.process.exitcode) from None
+            raise HelperCrashed(self.process.exitcode, self.root / "libvirt.log") from None
         if reply[0] == "err":
             raise LibvirtFailure(reply[1], reply[2])
         return reply[1]
