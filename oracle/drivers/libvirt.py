@@ -72,8 +72,10 @@ from . import qemu_common as qc
 
 try:
     import libvirt
+    import libvirt_qemu  # here, before the helper forks: as nobody it may not read the virtual environment
 except ImportError:  # reported by availability()
     libvirt = None
+    libvirt_qemu = None
 
 INSTALL = "apt-get install libvirt-dev pkg-config qemu-system-x86 qemu-utils && .venv/bin/pip install libvirt-python==9.0.0"
 CALL_TIMEOUT = 120.0  # seconds for one call into the embedded QEMU driver
@@ -199,8 +201,6 @@ class Session:
         return self.dom.state()[0], snaps, current, self.dom.XMLDesc()
 
     def hmp(self, command: str) -> str:
-        import libvirt_qemu
-
         return libvirt_qemu.qemuMonitorCommand(self.dom, command, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
 
     def close(self) -> None:
