@@ -171,11 +171,15 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         result.divergence = divergence
     except Flaky as flaky:
         lifetime.reraise_unwinding(flaky)
+        lifetime.raise_if_terminating()  # a signal that reached Hypothesis in disguise (a SystemError)
         result.flaky = True
         inner = [e for e in getattr(flaky, "exceptions", []) if isinstance(e, Divergence)]
         result.divergence = inner[0] if inner else None
         if result.divergence is None:
             raise
+    except Exception:
+        lifetime.raise_if_terminating()
+        raise
     try:
         if result.divergence is not None and not result.flaky:
             replayer = drivers[0] if drivers else make_driver()

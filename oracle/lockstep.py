@@ -12,6 +12,7 @@ from snaptree.model import Machine, get_profile, observe, ops
 from snaptree.model.scenario import Outcome, apply
 
 from .compare import Correspondence, Difference, compare_outcome, compare_states
+from . import lifetime
 from .driver import Driver, Result
 
 
@@ -60,7 +61,13 @@ class Lockstep:
 
     def step(self, op: ops.Operation) -> Step:
         model_outcome = apply(self.model, op)
-        result = self.driver.apply(self.to_driver(op))
+        try:
+            result = self.driver.apply(self.to_driver(op))
+        except Exception:
+            # a signal's Terminated raised inside a callback from C (libvirt's error handler)
+            # comes out as a SystemError: it is the signal, never the driver's failure
+            lifetime.raise_if_terminating()
+            raise
         state = observe(self.model)
         step = Step(op, model_outcome, result, state)
         self.history.append(step)

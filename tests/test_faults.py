@@ -6,6 +6,7 @@ These need the real components (`bash .ci/setup --real`): without them they FAIL
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import tempfile
@@ -17,7 +18,11 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
+from snaptree.oracle import lifetime
+from snaptree.oracle.check import check
+from snaptree.oracle.driver import Result
 from snaptree.oracle.drivers import load
+from snaptree.oracle.drivers.model import ModelDriver
 
 from .fault_kit import CHECKS, SNAPTREE, WITH_DISK, Check, one_line, require
 
@@ -44,6 +49,30 @@ def test_signal_ends_the_run_and_everything_it_started(name: str, signum: signal
     assert time.monotonic() - sent < 30, "the run took long to stop: did it replay the example?"
     assert run.leftovers() == []
     assert not (tmp_path / "out").exists(), "a signal is no divergence: no counterexample"
+
+
+class SignalInsideACallback(ModelDriver):
+    """A driver whose component calls back into Python (libvirt's error handler) when a signal
+    arrives: the C code turns the handler's ``Terminated`` into a SystemError."""
+
+    def apply(self, op: ops.Operation) -> Result:
+        if isinstance(op, ops.CreateSnapshot):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except lifetime.Terminated as signalled:
+                raise SystemError("<built-in function call> returned a result with an exception set") from signalled
+        return super().apply(op)
+
+
+def test_a_signal_disguised_by_a_callback_still_ends_the_run(tmp_path: Path) -> None:
+    """Seen once in CI (libvirt test driver, SIGINT): Hypothesis took the SystemError for a
+    failing example, replayed it and printed a FlakyFailure traceback."""
+    with lifetime.signals_handled(), pytest.raises(lifetime.Terminated) as stopped:
+        check(SignalInsideACallback, "esx", examples=5, seed=1, database=None, out=str(tmp_path / "out"),
+              progress=None)
+    assert stopped.value.signum == signal.SIGTERM
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name", list(CHECKS))
