@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import errno
 import inspect
+import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES, Machine, notation, observe, ops
 from snaptree.model.escape import printable
+from snaptree.model.profiles import follows, profile_for, versions_text
 from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import libvirt_xml, lifetime, render, scenario_files
@@ -194,8 +197,27 @@ def _driver_class(args: argparse.Namespace) -> tuple[type[Driver], str, dict[str
     problem = cls.availability()
     if problem:
         raise DriverUnavailable(problem)
+    profile = _profile_for_installed(cls, profile, options)
     cls.preflight(profile, options)
     return cls, profile, options
+
+
+def _profile_for_installed(cls: type[Driver], profile: str, options: dict[str, Any]) -> str:
+    """The profile of the same family that follows the versions the driver finds installed
+    (libvirt-qemu on libvirt 9.0, libvirt-qemu-11.3 on 11.3), said on stderr when it is not
+    the one asked for."""
+    installed = cls.installed_versions(options)
+    chosen = profile_for(profile, installed)
+    if chosen != profile and chosen in cls.profiles:
+        found = ", ".join(f"{component} {version}" for component, version in installed.items())
+        print(printable(f"snaptree: {found} installed: profile {chosen} follows it ({profile} follows "
+                        f"{versions_text(PROFILES[profile])})"), file=sys.stderr)
+        return chosen
+    if not follows(PROFILES[profile], installed):
+        found = ", ".join(f"{component} {version}" for component, version in installed.items())
+        print(printable(f"snaptree: warning: {found} installed, and profile {profile} follows "
+                        f"{versions_text(PROFILES[profile])}"), file=sys.stderr)
+    return profile
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -423,6 +445,59 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    """The library of real bugs (scenarios/findings/); with --replay, each one on the installed
+    versions: a finding seen on them must still diverge, and one that diverges must say so."""
+    from .findings import findings
+
+    rows: list[dict[str, Any]] = []
+    for finding in findings():
+        row: dict[str, Any] = {
+            "path": finding.path, "title": finding.title, "profile": finding.profile,
+            "guard": finding.guard.name if finding.guard else None,
+            "affects": [f"{component} {version}" for component, version in finding.affects],
+            "replay": "snaptree " + " ".join(shlex.quote(word) for word in finding.replay_args())}
+        if args.replay:
+            row.update(_replay_finding(finding))
+        rows.append(row)
+    stale = [row for row in rows if row.get("verdict") in ("fixed?", "unlisted")]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(printable(f"{row['path']}  [{row['profile']}; guard {row['guard']}]"))
+            print(printable(f"  {row['title']}"))
+            print(printable(f"  seen on: {', '.join(row['affects']) or '(not said)'}"))
+            print(printable(f"  replay:  {row['replay']}"))
+            if "verdict" in row:
+                print(printable(f"  here ({row['installed']}): {row['verdict'].upper()}: {row['detail']}"))
+    return EXIT_FAILED if stale else EXIT_OK
+
+
+def _replay_finding(finding: Any) -> dict[str, Any]:
+    """Replay one finding on its driver: "reproduces", "unlisted" (it diverges on versions it
+    does not list), "fixed?" (seen on these versions, and now the same), "same" (not seen here,
+    and the same) or "cannot" (the driver is not here)."""
+    replay_args = build_parser().parse_args(finding.replay_args())
+    try:
+        cls, _, options = _driver_class(replay_args)
+        installed = cls.installed_versions(options)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            code = cmd_replay(replay_args)
+    except (DriverUnavailable, UsageError) as error:
+        return {"verdict": "cannot", "installed": "", "detail": str(error)}
+    here = ", ".join(f"{component} {version}" for component, version in installed.items()) or "versions unknown"
+    lines = output.getvalue().splitlines()
+    first = next((line.strip() for line in lines if line.strip().startswith("first difference")), lines[0] if lines else "")
+    seen = finding.seen_on(installed)
+    if code == EXIT_FAILED:
+        return {"verdict": "reproduces" if seen else "unlisted", "installed": here,
+                "detail": first if seen else f"{first} (add these versions to its affects)"}
+    return {"verdict": "fixed?" if seen else "same", "installed": here,
+            "detail": "it no longer diverges: update the finding" if seen else "not seen on these versions"}
+
+
 def cmd_dumpxml(args: argparse.Namespace) -> int:
     machine = _machine_at(args)
     state = observe(machine, views=False)
@@ -437,16 +512,26 @@ def cmd_dumpxml(args: argparse.Namespace) -> int:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     if args.format == "json":
-        print(json.dumps([{"name": p.name, "system": p.system, "summary": p.summary, "tree": p.tree}
+        print(json.dumps([{"name": p.name, "system": p.system, "summary": p.summary, "tree": p.tree,
+                           "family": p.family or p.name,
+                           "versions": {c: {"from": low, "before": high} for c, (low, high) in p.versions.items()}}
                           for p in PROFILES.values()], indent=2))
         return EXIT_OK
     width = max(len(name) for name in PROFILES)
     for name, profile in PROFILES.items():
-        print(f"{name:<{width}}  {profile.system}: {profile.summary}")
+        versions = versions_text(profile)
+        print(f"{name:<{width}}  {profile.system}: {profile.summary}" + (f" [{versions}]" if versions else ""))
     return EXIT_OK
 
 
 EXAMPLES = {
+    "findings": """examples:
+  snaptree findings                              the bugs found so far, with the versions they were seen on
+  snaptree findings --replay                     replay each on this machine's components (CI does, on both
+                                                 version sets: a fix upstream, or a new version, turns it red)
+  bash .ci/backports run snaptree findings --replay   the same on bookworm-backports' libvirt and QEMU
+
+exit status: 0 every finding behaves as it says, 1 one does not (update it), 2 bad input""",
     "run": """examples:
   snaptree run                                   run every scenario shipped with snaptree
   snaptree run scenarios/seed-delete-leaf.xml    run one file under its own profile
@@ -607,6 +692,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="default: the scenario's profile")
     p.add_argument("--uri", type=_uri, help="connection URI, for drivers that take one")
     vsphere_options(p)
+
+    p = command("findings", "list the real bugs snaptree has found (scenarios/findings/)", cmd_findings)
+    p.add_argument("--replay", action="store_true",
+                   help="replay each on its driver here; exit 1 when one seen on these versions no longer diverges, "
+                        "or one diverges on versions it does not list")
+    p.add_argument("--format", choices=["text", "json"], default="text")
 
     p = command("explore", "explore every history of the model within small bounds", cmd_explore)
     p.add_argument("--profile", required=True, help="the profile to explore")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from snaptree.model import Machine, ops
+from snaptree.model.profiles import PROFILES, follows, version_key
+from snaptree.model.profiles.libvirt import QemuDriverState
 from snaptree.model.scenario import parse_xml
 
 from . import scenario_files
@@ -46,12 +48,32 @@ def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
     return target_of(m, op) is m.current
 
 
+def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an internal snapshot X with an external snapshot below it reached through
+    internal ones only: that external snapshot's base file is X's file, which the revert rewrites."""
+    if not isinstance(op, ops.Revert):
+        return False
+    target, state = target_of(m, op), m.extra.get("libvirt-qemu")
+    external = state.external if isinstance(state, QemuDriverState) else set()
+    if target is None or target.id in external:
+        return False
+    below, found = list(target.children), False
+    while below and not found:
+        node = below.pop()
+        found = node.id in external
+        if not found:
+            below.extend(node.children)
+    return found
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN deletes of a snapshot with a branch below it",
           _children_delete_over_a_branch),
     Guard("delete-current-root", "deletes of the current snapshot while it is a root and others remain",
           _delete_current_root),
+    Guard("internal-revert-over-external-base", "reverts to an internal snapshot that an external one "
+          "below it (through internal ones only) uses as its base file", _internal_revert_over_external_base),
 )}
 
 
@@ -61,6 +83,17 @@ class Finding:
     profile: str
     guard: Guard | None
     title: str
+    affects: tuple[tuple[str, str], ...] = ()  # (component, version) seen affected
+    driver: str = ""  # the driver (and URI) that replays it
+    uri: str = ""
+
+    def replay_args(self) -> list[str]:
+        return ["replay", self.path, "--driver", self.driver, *(["--uri", self.uri] if self.uri else [])]
+
+    def seen_on(self, installed: dict[str, str]) -> bool:
+        """Whether an installed version is one this finding was seen on (and must reproduce on)."""
+        return any(component in installed and version_key(installed[component]) == version_key(version)
+                   for component, version in self.affects)
 
 
 @cache
@@ -73,11 +106,20 @@ def findings() -> tuple[Finding, ...]:
             guard = root.get("guard")
             if guard is not None and guard not in GUARDS:
                 raise KeyError(f"findings/{entry.name} names an unknown guard '{guard}' (known: {', '.join(GUARDS)})")
+            affects = tuple(tuple(item.split(None, 1)) for item in root.get("affects", "").split(",") if item.strip())
             found.append(Finding(f"findings/{entry.name}", root.get("profile", ""), GUARDS.get(guard or ""),
-                                 root.findtext("title", "").strip()))
+                                 " ".join(root.findtext("title", "").split()),
+                                 affects, root.get("driver", ""), root.get("uri", "")))  # type: ignore[arg-type]
     return tuple(found)
 
 
 def guards_for(profile: str) -> list[tuple[Guard, Finding]]:
-    """The guards that the known findings under this profile name."""
-    return [(f.guard, f) for f in findings() if f.guard is not None and f.profile == profile]
+    """The guards of the known findings of this profile's family, at a version it follows."""
+    checked = PROFILES[profile]
+
+    def applies(finding: Finding) -> bool:
+        own = PROFILES[finding.profile]
+        return ((own.family or own.name) == (checked.family or checked.name)
+                and (not finding.affects or any(follows(checked, {c: v}) for c, v in finding.affects)))
+
+    return [(f.guard, f) for f in findings() if f.guard is not None and applies(f)]

@@ -65,7 +65,7 @@ def test_libvirt_esx_unescaped_xml_still_reproduces(capsys: pytest.CaptureFixtur
 
 def test_libvirt_qemu_delete_children_segfault_still_reproduces(capsys: pytest.CaptureFixture[str]) -> None:
     require_qemu()
-    code = cli.main(["replay", "findings/libvirt-9.0-qemu-delete-children-segfault.xml", "--driver", "libvirt",
+    code = cli.main(["replay", "findings/libvirt-qemu-delete-children-segfault.xml", "--driver", "libvirt",
                      "--profile", "libvirt-qemu"])
     out = capsys.readouterr().out
     assert code == 1, out

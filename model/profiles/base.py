@@ -28,6 +28,11 @@ class Profile:
     name: ClassVar[str]
     system: ClassVar[str]  # the system, API and version the profile follows
     summary: ClassVar[str]  # one line for `snaptree profiles`
+    # The versions of the real components it follows: {"libvirt": ("9.0", "11.3")} is from 9.0
+    # up to, not including, 11.3; None: no upper bound known.  Profiles of one system at other
+    # versions share a family (by default the profile is a family of its own).
+    versions: ClassVar[dict[str, tuple[str, str | None]]] = {}
+    family: ClassVar[str] = ""
     tree: ClassVar[bool] = True  # parents, children and a current snapshot are part of the API
     # the order of a snapshot's children (and of the roots) is part of the API: listings and
     # lookups of duplicate names follow it

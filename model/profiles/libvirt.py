@@ -138,6 +138,7 @@ class Libvirt(Profile):
 class LibvirtTest(Libvirt):
     name = "libvirt-test"
     system = "libvirt 9.0.0 test driver (test:///default)"
+    versions = {"libvirt": ("9.0", None)}
     summary = "libvirt's tree and current pointer; duplicates refused; every delete flag but metadata-only"
     driver_function = "test"
     supported_create = frozenset({"redefine", "current", "halt", "quiesce", "atomic", "live", "validate"})
@@ -163,6 +164,8 @@ class LibvirtQemu(Libvirt):
 
     name = "libvirt-qemu"
     system = "libvirt 9.0.0 QEMU driver (qemu:///embed), QEMU 7.2"
+    versions = {"libvirt": ("9.0", "11.3"), "QEMU": ("7.2", None)}
+    family = "libvirt-qemu"
     summary = "libvirt's tree over qcow2 internal snapshots, and external disk-only overlays"
     driver_function = "qemu"
     supported_create = frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "validate"})

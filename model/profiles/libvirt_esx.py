@@ -101,4 +101,5 @@ class LibvirtEsx(LibvirtEsxRules, Vcsim):
     name = "libvirt-esx"
     underneath = "vcsim"
     system = "libvirt 9.0.0 ESX driver (esx://) over govmomi 0.24.2's vcsim"
+    versions = {"libvirt": ("9.0", None), "govmomi": ("0.24", None)}
     summary = "libvirt's flag checks and unique names over vcsim; a create while current is removed fails"

@@ -33,6 +33,7 @@ STALE = "stale-current"  # m.extra: the id of a removed snapshot that vcsim stil
 class Vcsim(Esx):
     name = "vcsim"
     system = "govmomi 0.24.2 vSphere simulator (vcsim), ESX model"
+    versions = {"govmomi": ("0.24", None)}
     summary = "esx, but revert keeps the power state, current can stay on a removed snapshot, some removes crash"
     # powerVMTask refuses only the state the VM is in already: a powered-off VM can be suspended
     # (seen; scenarios/real-vcsim-power.xml)

@@ -263,7 +263,7 @@ def _serve(uri: str, home: str, channel: Any, checkers_end: Any) -> None:
 
 class HelperCrashed(Exception):
     """The embedded QEMU driver took its process down (libvirt 9.0.0 segfaults on some deletes:
-    scenarios/findings/libvirt-9.0-qemu-delete-children-segfault.xml)."""
+    scenarios/findings/libvirt-qemu-delete-children-segfault.xml)."""
 
     def __init__(self, exitcode: int | None, log: Path):
         how = (f"signal {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0
@@ -389,10 +389,7 @@ class LibvirtDriver(Driver):
                                        "views", "description"})
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
                                          "shutdown", "snapshot", "revert", "delete"})
-            # DISK_ONLY is not generated: libvirt 9.0 lets a revert to an internal snapshot taken
-            # before an external one rewrite that external snapshot's base file, which changes
-            # what it and every later point in time read (seen; the model keeps them intact)
-            self.flags = {"snapshot": frozenset({"halt", "quiesce", "atomic", "live"}),
+            self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live"}),
                           "revert": frozenset({"running", "paused", "force"}),
                           "delete": frozenset({"children", "children-only", "metadata-only"})}
         else:
@@ -599,12 +596,15 @@ class LibvirtDriver(Driver):
             # was flushed, so the file holds it
             live = self._file_view(_disk_source(domain_xml))
             points = {}
+            unreadable = {str(block): "?" for block in range(self.blocks)}
             for r in records:
                 internal = not r["external"]
-                if internal and r["name"] not in self._qcow2_names(r["file"]):
+                if not Path(r["file"]).exists():  # libvirt lists it, but its file is gone
+                    points[r["id"]] = unreadable
+                elif internal and r["name"] not in self._qcow2_names(r["file"]):
                     # libvirt 9.0 lists it, but QEMU never took it (a '"' in the name breaks HMP
                     # savevm, whose error libvirt does not recognise): every block is unreadable
-                    points[r["id"]] = {str(block): "?" for block in range(self.blocks)}
+                    points[r["id"]] = unreadable
                 else:
                     points[r["id"]] = self._file_view(r["file"], r["name"] if internal else None)
             result["views"] = {"current": live, "snapshots": points}
