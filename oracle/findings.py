@@ -48,22 +48,33 @@ def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
     return target_of(m, op) is m.current
 
 
+def _external_ids(m: Machine) -> set[str]:
+    state = m.extra.get("libvirt-qemu")  # read, never made: a guard must not change the machine
+    return state.external if isinstance(state, QemuDriverState) else set()
+
+
 def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
     """A revert to an internal snapshot X with an external snapshot below it reached through
     internal ones only: that external snapshot's base file is X's file, which the revert rewrites."""
-    if not isinstance(op, ops.Revert):
-        return False
-    target, state = target_of(m, op), m.extra.get("libvirt-qemu")
-    external = state.external if isinstance(state, QemuDriverState) else set()
+    target, external = target_of(m, op) if isinstance(op, ops.Revert) else None, _external_ids(m)
     if target is None or target.id in external:
         return False
-    below, found = list(target.children), False
-    while below and not found:
+    below = list(target.children)
+    while below:
         node = below.pop()
-        found = node.id in external
-        if not found:
-            below.extend(node.children)
-    return found
+        if node.id in external:
+            return True
+        below.extend(node.children)
+    return False
+
+
+def _external_delete_over_internal_children(m: Machine, op: ops.Operation) -> bool:
+    """A plain delete of an external snapshot with an internal child: the child lives in the
+    external snapshot's overlay, which the delete commits into its base and removes."""
+    if not isinstance(op, ops.Delete) or op.flags:
+        return False
+    target, external = target_of(m, op), _external_ids(m)
+    return target is not None and target.id in external and any(c.id not in external for c in target.children)
 
 
 GUARDS = {g.name: g for g in (
@@ -74,6 +85,8 @@ GUARDS = {g.name: g for g in (
           _delete_current_root),
     Guard("internal-revert-over-external-base", "reverts to an internal snapshot that an external one "
           "below it (through internal ones only) uses as its base file", _internal_revert_over_external_base),
+    Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
+          _external_delete_over_internal_children),
 )}
 
 

@@ -708,3 +708,19 @@ def test_paused_snapshots_share_one_memory_image() -> None:
     """RAM that has not run since it was captured is the same image (Machine.capture_memory)."""
     m = machine("libvirt-test", [ops.Start(), ops.Pause(), C("p1"), C("p2")])
     assert snap(m, "p1").memory == snap(m, "p2").memory is not None
+
+
+def test_versions_pick_the_profile_of_a_family() -> None:
+    from snaptree.model.profiles import follows, profile_for, version_key, versions_text
+
+    assert version_key("1:10.0.2+ds-2+deb13u1~bpo12+1") == (10, 0, 2)
+    assert version_key("11.3.0") > version_key("9.0.0")
+    qemu = PROFILES["libvirt-qemu"]
+    assert follows(qemu, {"libvirt": "9.0.0", "QEMU": "7.2.0"}) and follows(qemu, {})
+    assert not follows(qemu, {"libvirt": "11.3.0"}) and not follows(qemu, {"libvirt": "8.0.0"})
+    assert versions_text(qemu) == "libvirt >= 9.0, < 11.3; QEMU >= 7.2"
+    assert profile_for("libvirt-qemu", {"libvirt": "9.0.0"}) == "libvirt-qemu"
+    assert profile_for("esx", {"libvirt": "11.3.0"}) == "esx"  # no versions: follows any
+    if "libvirt-qemu-11.3" in PROFILES:
+        assert profile_for("libvirt-qemu", {"libvirt": "11.3.0", "QEMU": "10.0.2"}) == "libvirt-qemu-11.3"
+        assert profile_for("libvirt-qemu-11.3", {"libvirt": "9.0.0"}) == "libvirt-qemu"
