@@ -77,6 +77,14 @@ def _external_delete_over_internal_children(m: Machine, op: ops.Operation) -> bo
     return target is not None and target.id in external and any(c.id not in external for c in target.children)
 
 
+def _metadata_only_delete_of_external_parent(m: Machine, op: ops.Operation) -> bool:
+    """libvirt rewrites the children's definitions to name the deleted snapshot's base image."""
+    if not isinstance(op, ops.Delete) or "metadata-only" not in op.flags:
+        return False
+    target = target_of(m, op)
+    return target is not None and target.id in _external_ids(m) and bool(target.children)
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN deletes of a snapshot with a branch below it",
@@ -85,6 +93,8 @@ GUARDS = {g.name: g for g in (
           _delete_current_root),
     Guard("internal-revert-over-external-base", "reverts to an internal snapshot that an external one "
           "below it (through internal ones only) uses as its base file", _internal_revert_over_external_base),
+    Guard("metadata-only-delete-of-external-parent", "METADATA_ONLY deletes of an external snapshot with children",
+          _metadata_only_delete_of_external_parent),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
 )}
