@@ -11,8 +11,8 @@ from typing import Any
 from snaptree.model import Machine, get_profile, observe, ops
 from snaptree.model.scenario import Outcome, apply
 
-from .compare import Correspondence, Difference, compare_outcome, compare_states
 from . import lifetime
+from .compare import Correspondence, Difference, compare_outcome, compare_states
 from .driver import Driver, Result
 
 
