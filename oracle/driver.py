@@ -97,6 +97,14 @@ class Driver(ABC):
         return None
 
     @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        """The versions of the real components this driver talks to with these options, by
+        component, e.g. ``{"libvirt": "11.3.0", "QEMU": "10.0.2"}``: a check's summary names
+        what its verdict was reached on.  ``options`` are the driver's, with "profile" when one
+        is chosen.  Empty for a driver with no real component."""
+        return {}
+
+    @classmethod
     def preflight(cls, profile: str, options: dict[str, Any]) -> None:  # noqa: B027 - most drivers need none
         """Raise DriverUnavailable, before any example runs, when the options cannot work
         (an unreachable host, refused credentials); the CLI reports it as one line."""

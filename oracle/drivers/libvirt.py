@@ -414,6 +414,16 @@ class LibvirtDriver(Driver):
             return f"libvirt-python is not installed: {INSTALL}"
         return None
 
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        if libvirt is None:
+            return {}
+        number = libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
+        found = {"libvirt": f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"}
+        if (_uri_profile(options.get("uri") or "") or options.get("profile")) == "libvirt-qemu":
+            found |= qc.versions("qemu-system-x86_64")  # the QEMU the embedded driver starts
+        return found
+
     # -- life of an example ------------------------------------------------------------------
 
     @property

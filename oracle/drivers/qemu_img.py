@@ -32,6 +32,7 @@ from .qemu_common import (
     missing,
     read_view,
     snapshot_table,
+    versions,
 )
 
 # qemu-img's messages (QEMU 7.2.22) -> the model's error kinds
@@ -76,6 +77,10 @@ class QemuImgDriver(Driver):
     @classmethod
     def availability(cls) -> str | None:
         return missing("qemu-img", "qemu-io")
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-img")
 
     # -- life cycle ----------------------------------------------------------------------------
 

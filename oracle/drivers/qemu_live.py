@@ -77,6 +77,7 @@ from .qemu_common import (
     refusals,
     size,
     snapshot_table,
+    versions,
 )
 
 try:
@@ -335,6 +336,10 @@ class LiveQemuDriver(Driver):
         if problem is None and QEMUMonitorProtocol is None:
             problem = "the QMP client is missing: install with `pip install qemu.qmp` (snaptree's `real` extra)"
         return problem
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-system-x86_64")
 
     # -- life of an example -------------------------------------------------------------------
 
