@@ -35,12 +35,12 @@ from .qemu_common import (
     versions,
 )
 
-# qemu-img's messages (QEMU 7.2.22) -> the model's error kinds
+# qemu-img's messages (QEMU 7.2.22 and 10.0.2) -> the model's error kinds
 ERROR_KINDS = (
     ("snapshot not found", "not-found"),  # -d NAME: "Could not delete snapshot 'x': snapshot not found"
     ("Failed to load snapshot", "not-found"),  # -a NAME: "...: Failed to load snapshot: No such file or directory"
     ("Expecting one image file name", "invalid-argument"),  # -c / -a without a name
-    ("Operation not supported", "unsupported"),  # a raw image
+    ("Operation not supported", "unsupported"),  # a raw image: "-95 (Operation not supported)" before QEMU 10
     ("failed to get \"write\" lock", "invalid-state"),  # another process holds the image
     *WRITE_REFUSALS,  # qemu-io: a write outside the disk
 )
