@@ -120,6 +120,7 @@ class CheckResult:
     scenario_path: Path | None = None
     situations: list[Situation] = field(default_factory=list)  # those the driver can reach under the profile
     guarded: list[tuple[Guard, Finding]] = field(default_factory=list)  # known findings left out
+    versions: dict[str, str] = field(default_factory=dict)  # the real components checked, by name
 
     @property
     def conforms(self) -> bool:
@@ -161,7 +162,8 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     result = CheckResult(driver_class.name, profile, progress_listener.stats,
-                         situations=applicable(get_profile(profile), driver_class.operations), guarded=guarded)
+                         situations=applicable(get_profile(profile), driver_class.operations), guarded=guarded,
+                         versions=driver_class.installed_versions({**options, "profile": profile}))
     try:
         with _no_local_constants():
             # Hypothesis's mutations sometimes end a history after a step or two, which tests
@@ -269,7 +271,8 @@ def summary_json(result: CheckResult) -> dict[str, Any]:
     """What a check did, for --format json and benchmarks."""
     s = result.stats
     return {
-        "driver": result.driver, "profile": result.profile, "conforms": result.conforms, "flaky": result.flaky,
+        "driver": result.driver, "profile": result.profile, "versions": result.versions,
+        "conforms": result.conforms, "flaky": result.flaky,
         "examples": s.examples, "steps": s.steps, "seconds": round(s.seconds, 3),
         "operations": dict(s.operations), "errors": dict(s.errors), "refusal_share": round(s.refusal_share, 3),
         "situations": s.situations.report(result.situations),
@@ -288,7 +291,8 @@ def summary_text(result: CheckResult) -> str:
     s = result.stats
     operations = ", ".join(f"{tag} {count}" for tag, count in s.operations.most_common())
     errors = ", ".join(f"{kind} {count}" for kind, count in s.errors.most_common()) or "none"
-    lines = [f"{s.examples} examples, {s.steps} steps in {s.seconds:.1f} s ({s.steps / max(s.seconds, 1e-9):.0f} steps/s)",
+    lines = [f"{s.examples} examples, {s.steps} steps in {s.seconds:.1f} s ({s.steps / max(s.seconds, 1e-9):.0f} steps/s)"
+             + (" on " + ", ".join(f"{name} {version}" for name, version in result.versions.items()) if result.versions else ""),
              f"operations: {operations}",
              f"refused as the profile says ({s.refusal_share:.0%} of steps): {errors}",
              f"situations reached (share of {s.situations.histories} histories):"]

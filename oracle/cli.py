@@ -206,7 +206,7 @@ def _profile_for_installed(cls: type[Driver], profile: str, options: dict[str, A
     """The profile of the same family that follows the versions the driver finds installed
     (libvirt-qemu on libvirt 9.0, libvirt-qemu-11.3 on 11.3), said on stderr when it is not
     the one asked for."""
-    installed = cls.installed_versions(options)
+    installed = cls.installed_versions({**options, "profile": profile})
     chosen = profile_for(profile, installed)
     if chosen != profile and chosen in cls.profiles:
         found = ", ".join(f"{component} {version}" for component, version in installed.items())
@@ -478,10 +478,12 @@ def _replay_finding(finding: Any) -> dict[str, Any]:
     """Replay one finding on its driver: "reproduces", "unlisted" (it diverges on versions it
     does not list), "fixed?" (seen on these versions, and now the same), "same" (not seen here,
     and the same) or "cannot" (the driver is not here)."""
+    from .drivers import load
+
     replay_args = build_parser().parse_args(finding.replay_args())
     try:
-        cls, _, options = _driver_class(replay_args)
-        installed = cls.installed_versions(options)
+        options = {"uri": finding.uri} if finding.uri else {}
+        installed = load(finding.driver).installed_versions({**options, "profile": finding.profile})
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
             code = cmd_replay(replay_args)
@@ -494,6 +496,8 @@ def _replay_finding(finding: Any) -> dict[str, Any]:
     if code == EXIT_FAILED:
         return {"verdict": "reproduces" if seen else "unlisted", "installed": here,
                 "detail": first if seen else f"{first} (add these versions to its affects)"}
+    if seen and finding.race:
+        return {"verdict": "same", "installed": here, "detail": "a race, and this replay took the common path"}
     return {"verdict": "fixed?" if seen else "same", "installed": here,
             "detail": "it no longer diverges: update the finding" if seen else "not seen on these versions"}
 

@@ -98,7 +98,10 @@ class Driver(ABC):
 
     @classmethod
     def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
-        """The versions of the real components it drives, e.g. {"libvirt": "11.3.0", "QEMU": "10.0.2"}."""
+        """The versions of the real components this driver talks to with these options, by
+        component, e.g. ``{"libvirt": "11.3.0", "QEMU": "10.0.2"}``: a check's summary names
+        what its verdict was reached on.  ``options`` are the driver's, with "profile" when one
+        is chosen.  Empty for a driver with no real component."""
         return {}
 
     @classmethod

@@ -36,10 +36,13 @@ def _xml_special(m: Machine, op: ops.Operation) -> bool:
 
 
 def _children_delete_over_a_branch(m: Machine, op: ops.Operation) -> bool:
-    if not (isinstance(op, ops.Delete) and "children" in op.flags):
+    """CHILDREN or CHILDREN_ONLY over a subtree where a snapshot has two children or more, one of
+    them with children of its own (a branch of leaves only is deleted fine)."""
+    if not (isinstance(op, ops.Delete) and {"children", "children-only"} & set(op.flags)):
         return False
     target = target_of(m, op)
-    return target is not None and any(len(node.children) >= 2 for node in m.subtree(target)[:-1])
+    return target is not None and any(len(node.children) >= 2 and any(c.children for c in node.children)
+                                       for node in m.subtree(target))
 
 
 def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
@@ -87,7 +90,7 @@ def _metadata_only_delete_of_external_parent(m: Machine, op: ops.Operation) -> b
 
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
-    Guard("children-delete-over-a-branch", "CHILDREN deletes of a snapshot with a branch below it",
+    Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
           _children_delete_over_a_branch),
     Guard("delete-current-root", "deletes of the current snapshot while it is a root and others remain",
           _delete_current_root),
@@ -109,6 +112,7 @@ class Finding:
     affects: tuple[tuple[str, str], ...] = ()  # (component, version) seen affected
     driver: str = ""  # the driver (and URI) that replays it
     uri: str = ""
+    race: bool = False  # a replay may take the common path and agree
 
     def replay_args(self) -> list[str]:
         return ["replay", self.path, "--driver", self.driver, *(["--uri", self.uri] if self.uri else [])]
@@ -132,7 +136,8 @@ def findings() -> tuple[Finding, ...]:
             affects = tuple(tuple(item.split(None, 1)) for item in root.get("affects", "").split(",") if item.strip())
             found.append(Finding(f"findings/{entry.name}", root.get("profile", ""), GUARDS.get(guard or ""),
                                  " ".join(root.findtext("title", "").split()),
-                                 affects, root.get("driver", ""), root.get("uri", "")))  # type: ignore[arg-type]
+                                 affects, root.get("driver", ""), root.get("uri", ""),  # type: ignore[arg-type]
+                                 root.get("race") == "yes"))
     return tuple(found)
 
 

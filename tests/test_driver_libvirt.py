@@ -120,6 +120,17 @@ def test_uri_chooses_and_must_fit_the_profile() -> None:
         lv.LibvirtDriver("libvirt-qemu", uri="test:///default")
 
 
+def test_versions_name_libvirt_and_the_embedded_drivers_qemu() -> None:
+    require_libvirt()
+    require_qemu()
+    library = lv.libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
+    dotted = f"{library // 1_000_000}.{library // 1_000 % 1_000}.{library % 1_000}"
+    assert lv.LibvirtDriver.installed_versions({"uri": "test:///default"}) == {"libvirt": dotted}
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split()[3]
+    for options in ({"uri": "qemu:///embed?root=/tmp/x"}, {"profile": "libvirt-qemu"}):
+        assert lv.LibvirtDriver.installed_versions(options) == {"libvirt": dotted, "QEMU": qemu}
+
+
 @pytest.mark.parametrize("code, message, kind", [
     (72, "Domain snapshot not found: no domain snapshot with matching name 'zz'", "not-found"),
     (9, "operation failed: domain moment s1 already exists", "duplicate-name"),

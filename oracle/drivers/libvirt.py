@@ -70,6 +70,9 @@ from ..libvirt_xml import create_xml
 from ..lifetime import Workspace
 from . import qemu_common as qc
 
+# errors only: the ESX driver logs a warning for every property of a newer vSphere API it does
+# not know, dozens a call against the simulator (a user's own setting wins)
+os.environ.setdefault("LIBVIRT_LOG_OUTPUTS", "4:stderr")
 try:
     import libvirt
     import libvirt_qemu  # here, before the helper forks: as nobody it may not read the virtual environment
@@ -410,6 +413,21 @@ class LibvirtDriver(Driver):
         if libvirt is None:
             return f"libvirt-python is not installed: {INSTALL}"
         return None
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        if libvirt is None:
+            return {}
+        number = libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
+        found = {"libvirt": f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"}
+        profile = _uri_profile(options.get("uri") or "") or options.get("profile") or ""
+        if profile.startswith("libvirt-qemu"):
+            found |= qc.versions("qemu-system-x86_64")  # the QEMU the embedded driver starts
+        elif profile == "libvirt-esx":
+            from . import vcsim
+
+            found |= vcsim.govmomi_version()  # the simulator the ESX driver talks to
+        return found
 
     # -- life of an example ------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from .qemu_common import (
     create_image,
     decode_blocks,
     missing,
+    versions,
     write_refusal,
 )
 
@@ -116,6 +117,10 @@ class Qcow2ChainDriver(Driver):
     @classmethod
     def availability(cls) -> str | None:
         return missing("qemu-img", "qemu-io")
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-img")
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ shell; every call has a timeout."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -74,6 +76,26 @@ def missing(*programs: str) -> str | None:
         return None
     commands = sorted({INSTALL.get(p, p) for p in absent})
     return f"{', '.join(absent)} not found: install with `{' && '.join(commands)}`"
+
+
+@functools.cache
+def version(program: str) -> str | None:
+    """The QEMU version a QEMU program reports ("qemu-img version 10.0.2 (Debian ...)" ->
+    "10.0.2"); None when it is missing or says no version.  Asked once per process."""
+    if shutil.which(program) is None:
+        return None
+    try:
+        done = subprocess.run([program, "--version"], capture_output=True, timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(rb"version (\d+(?:\.\d+)+)", done.stdout)
+    return found.group(1).decode() if found else None
+
+
+def versions(program: str) -> dict[str, str]:
+    """``{"QEMU": VERSION}`` from one QEMU program, or nothing when it reports none."""
+    found = version(program)
+    return {} if found is None else {"QEMU": found}
 
 
 def require(*programs: str) -> None:

@@ -32,14 +32,15 @@ from .qemu_common import (
     missing,
     read_view,
     snapshot_table,
+    versions,
 )
 
-# qemu-img's messages (QEMU 7.2.22) -> the model's error kinds
+# qemu-img's messages (QEMU 7.2.22 and 10.0.2) -> the model's error kinds
 ERROR_KINDS = (
     ("snapshot not found", "not-found"),  # -d NAME: "Could not delete snapshot 'x': snapshot not found"
     ("Failed to load snapshot", "not-found"),  # -a NAME: "...: Failed to load snapshot: No such file or directory"
     ("Expecting one image file name", "invalid-argument"),  # -c / -a without a name
-    ("Operation not supported", "unsupported"),  # a raw image
+    ("Operation not supported", "unsupported"),  # a raw image: "-95 (Operation not supported)" before QEMU 10
     ("failed to get \"write\" lock", "invalid-state"),  # another process holds the image
     *WRITE_REFUSALS,  # qemu-io: a write outside the disk
 )
@@ -76,6 +77,10 @@ class QemuImgDriver(Driver):
     @classmethod
     def availability(cls) -> str | None:
         return missing("qemu-img", "qemu-io")
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-img")
 
     # -- life cycle ----------------------------------------------------------------------------
 

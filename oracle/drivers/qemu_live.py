@@ -1,4 +1,4 @@
-"""A live QEMU's internal snapshots, driven over QMP [semantics.md §5], checked on QEMU 7.2.22.
+"""A live QEMU's internal snapshots, driven over QMP [semantics.md §5], checked on QEMU 7.2.22 and 10.0.2.
 
 One ``qemu-system-x86_64`` per example (TCG, 64 MiB, no network, no display) holds the model's
 disk as the qcow2 ``-blockdev`` node ``disk0``; the client is ``qemu.qmp`` on a unix socket in
@@ -77,6 +77,7 @@ from .qemu_common import (
     refusals,
     size,
     snapshot_table,
+    versions,
 )
 
 try:
@@ -100,7 +101,7 @@ START_TIMEOUT = 30.0  # launch, connect and boot
 QUIT_TIMEOUT = 5.0  # then SIGKILL
 STOPPED = {"paused": "paused", "restore-vm": "paused"}  # QEMU run states the model calls paused
 
-# QEMU 7.2.22's messages -> the model's error kinds
+# QEMU's messages (the same in 7.2.22 and 10.0.2) -> the model's error kinds
 ERROR_KINDS = (
     ("does not exist", "not-found"),  # "Snapshot 'x' does not exist in one or more devices"
     ("already exists", "duplicate-name"),  # snapshot-save; blockdev-snapshot-internal-sync
@@ -335,6 +336,10 @@ class LiveQemuDriver(Driver):
         if problem is None and QEMUMonitorProtocol is None:
             problem = "the QMP client is missing: install with `pip install qemu.qmp` (snaptree's `real` extra)"
         return problem
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-system-x86_64")
 
     # -- life of an example -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ together with its parent is swept by the next run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import select
@@ -48,6 +49,15 @@ def missing() -> str | None:
     if not SOURCE.is_file():
         return f"the simulator's source is missing: {SOURCE}"
     return None
+
+
+@functools.cache
+def govmomi_version() -> dict[str, str]:
+    """{"govmomi": "0.24.2"}: the version of the library the simulator is built from ({} without it)."""
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "golang-github-vmware-govmomi-dev"],
+                          capture_output=True, text=True, check=False)
+    version = done.stdout.strip().split("-")[0]
+    return {"govmomi": version} if done.returncode == 0 and version else {}
 
 
 def binary() -> Path:
