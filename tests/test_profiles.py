@@ -62,7 +62,7 @@ INVERTED_DUPLICATES = [W(0, "a"), C("A"), W(1, "b"), C("B"), R("A"), W(2, "s3"),
 def test_profile_registry_has_every_profile() -> None:
     """semantics.md §2-§8: one profile per system studied."""
     assert list(PROFILES) == ["esx", "vbox", "qemu-img", "qemu-hmp", "qemu-qmp", "libvirt-test", "libvirt-qemu",
-                              "proposal-2010", "vcsim", "libvirt-esx"]
+                              "libvirt-qemu-11.3", "proposal-2010", "vcsim", "libvirt-esx"]
     for name, cls in PROFILES.items():
         assert cls.name == name and cls.system and cls.summary
 
