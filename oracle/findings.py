@@ -66,6 +66,23 @@ def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
     return found
 
 
+def _external_delete_over_internal_child(m: Machine, op: ops.Operation) -> bool:
+    """A delete of an external snapshot with an internal one below it (through internal ones
+    only): that one lives in the overlay the delete commits and removes."""
+    if not isinstance(op, ops.Delete) or "metadata-only" in op.flags:
+        return False
+    target, state = target_of(m, op), m.extra.get("libvirt-qemu")
+    external = state.external if isinstance(state, QemuDriverState) else set()
+    if target is None or target.id not in external:
+        return False
+    below = list(target.children)
+    while below:
+        node = below.pop()
+        if node.id not in external:
+            return True
+    return False
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN deletes of a snapshot with a branch below it",
@@ -74,6 +91,8 @@ GUARDS = {g.name: g for g in (
           _delete_current_root),
     Guard("internal-revert-over-external-base", "reverts to an internal snapshot that an external one "
           "below it (through internal ones only) uses as its base file", _internal_revert_over_external_base),
+    Guard("external-delete-over-internal-child", "deletes of an external snapshot with an internal child, which "
+          "lives in the overlay the delete removes", _external_delete_over_internal_child),
 )}
 
 
