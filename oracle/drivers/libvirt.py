@@ -5,7 +5,8 @@ process.  Each example defines a fresh persistent domain "snaptree" and undefine
 snapshot metadata afterwards.  It has no disk: names, tree, current, power, recorded state,
 memory (has-memory only) and descriptions are compared; nothing is written.
 
-``qemu:///embed?root=DIR`` (profile libvirt-qemu): libvirt's QEMU driver embedded in a process,
+``qemu:///embed?root=DIR`` (profile libvirt-qemu, or libvirt-qemu-11.3 for libvirt 11.3): libvirt's
+QEMU driver embedded in a process,
 a TCG domain (type 'qemu', no OS) with one qcow2 disk, a fresh embed root per example (under
 DIR when the URI names one; it must be reachable by ``nobody``, e.g. under /tmp).
 
@@ -353,7 +354,7 @@ def _family(profile: str | None) -> str | None:
 
 class LibvirtDriver(Driver):
     name = "libvirt"
-    description = "libvirt 9.0 snapshots: the test driver (test:///default) or the embedded QEMU driver"
+    description = "libvirt snapshots: the test driver (test:///default) or the embedded QEMU driver (9.0 or 11.3)"
     profiles = ("libvirt-test", "libvirt-qemu", "libvirt-qemu-11.3", "libvirt-esx")
     takes_uri = True
     by_id = False
