@@ -6,7 +6,7 @@ import re
 
 from .base import Profile
 from .esx import Esx
-from .libvirt import LibvirtQemu, LibvirtTest
+from .libvirt import LibvirtQemu, LibvirtQemu113, LibvirtTest
 from .libvirt_esx import LibvirtEsx
 from .proposal_2010 import Proposal2010
 from .qemu_img import QemuImg
@@ -15,7 +15,7 @@ from .vbox import VBox
 from .vcsim import Vcsim
 
 PROFILES: dict[str, type[Profile]] = {
-    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, Proposal2010, Vcsim,
+    cls.name: cls for cls in (Esx, VBox, QemuImg, QemuHmp, QemuQmp, LibvirtTest, LibvirtQemu, LibvirtQemu113, Proposal2010, Vcsim,
                               LibvirtEsx)
 }
 

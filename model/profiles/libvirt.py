@@ -37,6 +37,7 @@ class Qcow2Entry:
     view: dict[int, str]  # the blocks that read other than empty, as it was taken
     image: str | None  # its memory image, if any
     snapshot: str | None  # the id of the listed snapshot it belongs to, if any
+    file: str = "base"  # the image file that holds it
 
 
 @dataclass
@@ -49,21 +50,27 @@ class QemuDriverState:
     # libvirt 9.0.0, seen: HMP `savevm "NAME"` fails for a NAME with '"' ("extraneous
     # characters"), libvirt does not recognise that reply as an error and lists the snapshot anyway
     phantoms: set[str] = field(default_factory=set)
-    # the qcow2 files, by number: the file each internal snapshot lives in, each external
-    # snapshot's base and new overlay, and the file the domain uses now
-    file_of: dict[str, int] = field(default_factory=dict)
-    overlay_of: dict[str, tuple[int, int]] = field(default_factory=dict)
-    active_file: int = 0
-    files: int = 1
-
-    def take_external(self, snapshot: str) -> None:
-        """An external snapshot: the active file becomes its base, the domain writes to a new one."""
-        self.external.add(snapshot)
-        self.overlay_of[snapshot] = (self.active_file, self.files)
-        self.active_file, self.files = self.files, self.files + 1
+    # which image file is which: the file the domain's disk is now, the file each internal
+    # snapshot is in, and each external snapshot's overlay (the file made when it was taken) and
+    # base (its point in time)
+    live: str = "base"
+    file_of: dict[str, str] = field(default_factory=dict)
+    overlay_of: dict[str, str] = field(default_factory=dict)
+    base_of: dict[str, str] = field(default_factory=dict)
 
     def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None) -> None:
-        self.qcow2.append(Qcow2Entry(max((e.id for e in self.qcow2), default=0) + 1, name, view, image, snapshot))
+        self.qcow2.append(Qcow2Entry(max((e.id for e in self.qcow2), default=0) + 1, name, view, image, snapshot,
+                                     self.live))
+
+    def merged(self, old: str, new: str) -> None:
+        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
+        self.live = new if self.live == old else self.live
+        for table in (self.file_of, self.overlay_of, self.base_of):
+            for key, value in table.items():
+                if value == old:
+                    table[key] = new
+        for entry in self.qcow2:
+            entry.file = new if entry.file == old else entry.file
 
 
 def qemu_state(m: Machine) -> QemuDriverState:
@@ -218,6 +225,7 @@ class LibvirtQemu(Libvirt):
                                           "include the memory state")
         if "quiesce" in flags and m.power != "shutoff":  # the domain has no guest agent
             raise ModelError(UNSUPPORTED, "argument unsupported: QEMU guest agent is not configured")
+        self.before_taking(m, name, memory, flags)
         if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
             # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
             # it is not listed and there is no current snapshot afterwards (libvirt 9.0.0, seen).
@@ -229,6 +237,9 @@ class LibvirtQemu(Libvirt):
                 m.load_memory(None, "shutoff")
             raise ModelError(INVALID_ARGUMENT, f"internal error: unable to save metadata for snapshot {name}",
                              side_effect=UNSAVED_METADATA)
+
+    def before_taking(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+        """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
 
     def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
         # a disk-only snapshot records the domain's state but holds no memory
@@ -244,11 +255,13 @@ class LibvirtQemu(Libvirt):
             snap.delta = {block: "?" for block in range(m.blocks)}
             m.overlay = full
             state.phantoms.add(snap.id)
-        elif "disk-only" in flags:
-            state.take_external(snap.id)
+        elif "disk-only" in flags:  # the domain's disk moves to a new overlay on top of the old file
+            state.external.add(snap.id)
+            state.base_of[snap.id] = state.live
+            state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{m.clock}"
         else:
             state.take(snap.name, m.view(snap), snap.memory, snap.id)
-            state.file_of[snap.id] = state.active_file
+            state.file_of[snap.id] = state.live
         super().after_create(m, snap, flags)
 
     def qcow2_source(self, m: Machine, target: Snapshot) -> Qcow2Entry | None:
@@ -261,8 +274,8 @@ class LibvirtQemu(Libvirt):
         super().revert(m, op)
         target = m.current
         state = qemu_state(m)
-        if target is not None and target.id in state.file_of:  # the domain goes back to that file
-            state.active_file = state.file_of[target.id]
+        if target is not None and target.id in state.file_of:  # the domain's disk is the snapshot's file again
+            state.live = state.file_of[target.id]
         source = self.qcow2_source(m, target) if target is not None else None
         if target is not None and source is not None and source.snapshot != target.id:
             _rest_on(m, target, source.view)  # the disk of the qcow2 snapshot with that id
@@ -297,21 +310,46 @@ class LibvirtQemu(Libvirt):
 
     def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         state = qemu_state(m)
-        if not flags and target.id in state.external:  # a block commit of its overlay into its base
-            base, overlay = state.overlay_of[target.id]
-            if state.active_file == overlay:
-                state.active_file = base
         if "metadata-only" not in flags:  # the qcow2 snapshots go too, found by name (delvm, qemu-img -d)
-            nodes = m.subtree(target)
-            nodes = nodes if "children" in flags else nodes[:-1] if "children-only" in flags else [target]
-            table = qemu_state(m).qcow2
-            for node in nodes:
-                if '"' in node.name and m.power != "shutoff":
-                    continue  # HMP delvm cannot parse the name either
-                entry = next((e for e in table if e.name == node.name), None)
+            for node in self.deleted(m, target, flags):
+                self.commit_external(m, node)
+                entry = self.qcow2_entry_deleted(m, node)
                 if entry is not None:
-                    table.remove(entry)
+                    state.qcow2.remove(entry)
+        self.forget(m, target, flags)
         super().remove(m, target, flags)
+
+    def qcow2_entry_deleted(self, m: Machine, node: Snapshot) -> Qcow2Entry | None:
+        if '"' in node.name and m.power != "shutoff":
+            return None  # HMP delvm cannot parse the name either
+        return next((e for e in qemu_state(m).qcow2 if e.name == node.name), None)
+
+    @staticmethod
+    def deleted(m: Machine, target: Snapshot, flags: frozenset[str]) -> list[Snapshot]:
+        nodes = m.subtree(target)
+        return nodes if "children" in flags else nodes[:-1] if "children-only" in flags else [target]
+
+    @staticmethod
+    def in_active_chain(m: Machine, target: Snapshot) -> bool:
+        node = m.current
+        while node is not None and node is not target:
+            node = node.parent
+        return node is target
+
+    def commit_external(self, m: Machine, node: Snapshot) -> None:
+        """Deleting an external snapshot on the current chain commits its overlay into its base
+        (qemuSnapshotDeleteExternal): whatever rested on the overlay rests on the base."""
+        state = qemu_state(m)
+        if node.id in state.external and self.in_active_chain(m, node):
+            state.merged(state.overlay_of[node.id], state.base_of[node.id])
+
+    def forget(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        """A name is an id: a later snapshot of a deleted one's name starts afresh."""
+        state = qemu_state(m)
+        for node in self.deleted(m, target, flags):
+            for table in (state.file_of, state.overlay_of, state.base_of):
+                table.pop(node.id, None)
+            state.external.discard(node.id)
 
     def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         # libvirt 9.0's rules for external snapshots [§7 QEMU driver, external]; which of them
@@ -321,10 +359,10 @@ class LibvirtQemu(Libvirt):
             return
         state = qemu_state(m)
         external = state.external
-        if m.power != "shutoff" and state.file_of.get(target.id, state.active_file) != state.active_file:
-            # a running domain deletes an internal snapshot in the image it uses (delvm), which
-            # after an external snapshot is not the one that holds it (libvirt 9.0.0, seen)
-            raise ModelError(UNSUPPORTED, f"Operation not supported: disk image 'vda' for internal snapshot "
+        if target.id not in external and m.power != "shutoff" and state.file_of.get(target.id, state.live) != state.live:
+            # qemuSnapshotDeleteValidate: a running domain deletes an internal snapshot through
+            # its own disk only (seen on 9.0.0 and 11.3.0)
+            raise ModelError(UNSUPPORTED, "Operation not supported: disk image 'vda' for internal snapshot "
                                           f"'{target.name}' is not the same as disk image currently used by VM")
         if flags & {"children", "children-only"}:
             if any(node.id in external for node in m.subtree(target)[:-1]):
@@ -339,3 +377,98 @@ class LibvirtQemu(Libvirt):
         if target.parent is not None and target.parent.id not in external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: deleting external snapshot that has "
                                           "internal snapshot as parent not supported")
+
+
+# QEMU's id_wellformed (util/id.c): a job id is a letter, then letters, digits, '-', '.', '_'
+JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+
+
+class LibvirtQemu113(LibvirtQemu):
+    """libvirt 11.3.0's QEMU driver (bookworm-backports, with QEMU 10.0.2): each rule below
+    is one seen to differ from 9.0's by replaying the 9.0 scenarios and by probes on 11.3.0
+    (qemu_snapshot.c names the functions).  Internal snapshots of a running domain go through
+    QMP jobs (snapshot-save, -load, -delete) instead of HMP; external snapshots can be reverted
+    to, and deleting them follows qemuSnapshotDeleteValidate's rules."""
+
+    name = "libvirt-qemu-11.3"
+    system = "libvirt 11.3.0 QEMU driver (qemu:///embed), QEMU 10.0"
+    versions = {"libvirt": ("11.3", None), "QEMU": ("10.0", None)}
+    family = "libvirt-qemu"
+    summary = "libvirt 11.3's QEMU driver: QMP snapshot jobs, revert to external snapshots, 11.3's delete rules"
+    failure_side_effects = frozenset({UNSAVED_METADATA, ID_LOAD})  # no phantoms: QMP reports the failure
+
+    def before_taking(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+        if memory and "disk-only" not in flags and m.power != "shutoff":  # QMP snapshot-save
+            self.check_job_id(name, "snapshot-save", "save")
+            state = qemu_state(m)
+            if any(e.name == name and e.file == state.live for e in state.qcow2):
+                # snapshot-save refuses a tag the image already has (left by a failed create, or
+                # by a METADATA_ONLY delete): seen on 11.3.0, where 9.0's savevm overwrote it
+                raise ModelError(DUPLICATE, f"operation failed: snapshot-save job failed: Snapshot '{name}' "
+                                            "already exists in one or more devices")
+
+    @staticmethod
+    def check_job_id(name: str, command: str, job: str) -> None:
+        """qemuSnapshotCreateActiveInternal and friends name the QMP job internal-snapshot-JOB-NAME:
+        QEMU refuses a name with other characters than JOB_ID_CHARS (seen on 11.3.0 for ' ', '+',
+        ',', "'", '"', 'é')."""
+        if not set(name) <= JOB_ID_CHARS:
+            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to execute QEMU command '{command}': "
+                                               f"Invalid job ID 'internal-snapshot-{job}-{name}'")
+
+    def revert(self, m: Machine, op: ops.Revert) -> None:
+        target = self.resolve(m, op, "revert")
+        state = qemu_state(m)
+        if target.id not in state.external:
+            super().revert(m, op)
+            return
+        # 11.3.0, seen: a revert to an external snapshot succeeds (qemuSnapshotRevertExternal); a
+        # new overlay <image>.<epoch second> on the snapshot's file takes the writes and the
+        # discarded one is deleted; the domain boots afresh: shut off unless RUNNING or PAUSED,
+        # from whatever power state and whatever state the snapshot recorded
+        Libvirt.revert(self, m, op)
+        state.live = state.overlay_of[target.id] = f"revert-{target.id}-{m.clock}"
+
+    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+        if target.id in qemu_state(m).external:
+            return self.inactive_revert(flags)
+        try:
+            return super().revert_outcome(m, target, flags)
+        except ModelError as error:
+            if error.side_effect != ID_LOAD:
+                raise
+            # the same outcome as 9.0's, reported by the QMP snapshot-load job (11.3.0, seen)
+            raise ModelError(DISK_ONLY, f"operation failed: load of internal snapshot '{target.name}' job "
+                                        "failed: Error -22 while loading VM state", side_effect=ID_LOAD) from None
+
+    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        state = qemu_state(m)
+        if "metadata-only" in flags or flags & {"children", "children-only"} or target.id not in state.external:
+            super().check_delete(m, target, flags)  # CHILDREN, CHILDREN_ONLY: 9.0's rules and words (seen)
+            if m.power != "shutoff" and "metadata-only" not in flags:
+                for node in self.deleted(m, target, flags):  # QMP snapshot-delete: the same job id rule (seen on 11.3.0)
+                    if node.id not in state.external:
+                        self.check_job_id(node.name, "snapshot-delete", "delete")
+            return
+        # an external snapshot, without flags: qemuSnapshotDeleteValidate and
+        # qemuSnapshotDeleteExternalPrepareData, in the order seen on 11.3.0
+        if len(target.children) > 1:
+            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external disk snapshot with "
+                                          "multiple children snapshots not supported")
+        if target.parent is not None and target.parent.id not in state.external:
+            raise ModelError(UNSUPPORTED, "Operation not supported: deleting external snapshot that has internal "
+                                          "snapshot as parent not supported")
+        if target.children and m.current is target:
+            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot that "
+                                          "is not a leaf snapshot is not supported")
+        if target.children and not self.in_active_chain(m, target):
+            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of non-leaf external snapshot that "
+                                          "is not in active chain is not supported")
+
+    def qcow2_entry_deleted(self, m: Machine, node: Snapshot) -> Qcow2Entry | None:
+        # QMP snapshot-delete, or qemu-img -d, in the snapshot's own file; no phantoms here
+        state = qemu_state(m)
+        if node.id in state.external:
+            return None
+        return next((e for e in state.qcow2 if e.name == node.name and e.file == state.file_of.get(node.id, e.file)),
+                    None)

@@ -5,7 +5,8 @@ process.  Each example defines a fresh persistent domain "snaptree" and undefine
 snapshot metadata afterwards.  It has no disk: names, tree, current, power, recorded state,
 memory (has-memory only) and descriptions are compared; nothing is written.
 
-``qemu:///embed?root=DIR`` (profile libvirt-qemu): libvirt's QEMU driver embedded in a process,
+``qemu:///embed?root=DIR`` (profile libvirt-qemu, or libvirt-qemu-11.3 for libvirt 11.3): libvirt's
+QEMU driver embedded in a process,
 a TCG domain (type 'qemu', no OS) with one qcow2 disk, a fresh embed root per example (under
 DIR when the URI names one; it must be reachable by ``nobody``, e.g. under /tmp).
 
@@ -61,6 +62,7 @@ from urllib.parse import parse_qs, urlparse
 from lxml import etree
 
 from snaptree.model import ops
+from snaptree.model.profiles import PROFILES
 from snaptree.model.profiles.libvirt import CREATE_BITS, DELETE_BITS, REVERT_BITS
 from snaptree.model.profiles.libvirt_esx import UNNAMED_CURRENT
 
@@ -118,6 +120,10 @@ def error_kind(code: int, message: str) -> str:
         return "not-found"
     if code == 1 and "Not a migration stream" in message:  # -loadvm found a disk but no memory
         return "disk-only"
+    if code == 9 and "while loading VM state" in message:  # the same, by 11.3's QMP snapshot-load job
+        return "disk-only"
+    if code == 1 and "Invalid job ID" in message:  # 11.3: QEMU refuses the name in a QMP job id
+        return "invalid-argument"
     if code == 1 and "unable to save metadata" in message:  # a name too long for NAME.xml.new
         return "invalid-argument"
     # the ESX driver's server dropped the request: libcurl says so in one of two ways, depending
@@ -344,10 +350,15 @@ def _uri_profile(uri: str) -> str | None:
     return None
 
 
+def _family(profile: str | None) -> str | None:
+    """The profile's family: libvirt-qemu-11.3 is driven as libvirt-qemu is."""
+    return None if profile is None else (PROFILES[profile].family or profile) if profile in PROFILES else profile
+
+
 class LibvirtDriver(Driver):
     name = "libvirt"
-    description = "libvirt 9.0 snapshots: the test driver (test:///default) or the embedded QEMU driver"
-    profiles = ("libvirt-test", "libvirt-qemu", "libvirt-esx")
+    description = "libvirt snapshots: the test driver (test:///default) or the embedded QEMU driver (9.0 or 11.3)"
+    profiles = ("libvirt-test", "libvirt-qemu", "libvirt-qemu-11.3", "libvirt-esx")
     takes_uri = True
     by_id = False
     memory_choice = True
@@ -364,11 +375,11 @@ class LibvirtDriver(Driver):
         super().__init__(profile, **options)
         if libvirt is None:
             raise DriverUnavailable(f"libvirt-python is not installed: {INSTALL}")
-        if uri and _uri_profile(uri) != self.profile:
+        if uri and _uri_profile(uri) != _family(self.profile):
             raise DriverUnavailable(f"URI '{uri}' does not fit profile {self.profile}: use test:///default for "
                                     "libvirt-test, qemu:///embed?root=DIR for libvirt-qemu, "
                                     f"{ESX_URI} for libvirt-esx")
-        self.qemu = self.profile == "libvirt-qemu"
+        self.qemu = _family(self.profile) == "libvirt-qemu"
         self.esx: EsxSimulator | None = None
         if self.profile == "libvirt-esx":
             if uri and "PORT" not in uri:
@@ -555,6 +566,8 @@ class LibvirtDriver(Driver):
             name = call("create", create_xml(op.name, op.description, op.memory), _bits(op.flags, CREATE_BITS))
             return Result(True, created_id=name, created_name=name)
         elif isinstance(op, ops.Revert):
+            if self.qemu:
+                self._avoid_file_clash()
             call("revert", op.ref if op.ref is not None else op.id, _bits(op.flags, REVERT_BITS))
         elif isinstance(op, ops.Delete):
             call("delete", op.ref if op.ref is not None else op.id, _bits(op.flags, DELETE_BITS))
@@ -565,6 +578,17 @@ class LibvirtDriver(Driver):
     def _avoid_second_clash(self) -> None:
         names = set(self.session.call("names"))
         while str(int(time.time())) in names:
+            time.sleep(1.0 - time.time() % 1.0 + 0.001)
+        if self.qemu:
+            self._avoid_file_clash()
+
+    def _avoid_file_clash(self) -> None:
+        """libvirt 11.3 names the overlay of a revert to an external snapshot after the epoch
+        second, <image>.<second> (as an unnamed external snapshot's is): a second one in the
+        same second fails ("external snapshot file for disk vda already exists", seen).  The
+        model's clock cannot express that clash, so wait for a second no file is named after."""
+        assert self.workdir is not None
+        while any(path.suffix == f".{int(time.time())}" for path in self.workdir.iterdir()):
             time.sleep(1.0 - time.time() % 1.0 + 0.001)
 
     # -- block data (QEMU only) ---------------------------------------------------------------
