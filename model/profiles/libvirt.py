@@ -59,8 +59,9 @@ class QemuDriverState:
     base_of: dict[str, str] = field(default_factory=dict)
 
     def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None) -> None:
-        self.qcow2.append(Qcow2Entry(max((e.id for e in self.qcow2), default=0) + 1, name, view, image, snapshot,
-                                     self.live))
+        # ids count per image file: each qcow2 file has its own snapshot table
+        last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
+        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live))
 
     def merged(self, old: str, new: str) -> None:
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
@@ -265,8 +266,12 @@ class LibvirtQemu(Libvirt):
         super().after_create(m, snap, flags)
 
     def qcow2_source(self, m: Machine, target: Snapshot) -> Qcow2Entry | None:
-        """The qcow2 snapshot QEMU applies for ``target``: by id first, then by name."""
-        table = qemu_state(m).qcow2
+        """The qcow2 snapshot QEMU applies for ``target``: by id first, then by name, in the table
+        of the image file that holds it (seen on 9.0.0: "2", the first snapshot of an external
+        overlay, reverts to the overlay's id 2)."""
+        state = qemu_state(m)
+        file = state.file_of.get(target.id, state.live)
+        table = [e for e in state.qcow2 if e.file == file]
         by_id = next((e for e in table if str(e.id) == target.name), None)
         return by_id or next((e for e in table if e.name == target.name), None)
 
@@ -320,9 +325,12 @@ class LibvirtQemu(Libvirt):
         super().remove(m, target, flags)
 
     def qcow2_entry_deleted(self, m: Machine, node: Snapshot) -> Qcow2Entry | None:
-        if '"' in node.name and m.power != "shutoff":
-            return None  # HMP delvm cannot parse the name either
-        return next((e for e in qemu_state(m).qcow2 if e.name == node.name), None)
+        """The qcow2 snapshot a delete removes: by name, in the snapshot's own file."""
+        state = qemu_state(m)
+        if node.id in state.external or ('"' in node.name and m.power != "shutoff"):
+            return None  # an overlay has no entry; HMP delvm cannot parse a name with '"' either
+        file = state.file_of.get(node.id, state.live)
+        return next((e for e in state.qcow2 if e.name == node.name and e.file == file), None)
 
     @staticmethod
     def deleted(m: Machine, target: Snapshot, flags: frozenset[str]) -> list[Snapshot]:
@@ -464,11 +472,3 @@ class LibvirtQemu113(LibvirtQemu):
         if target.children and not self.in_active_chain(m, target):
             raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of non-leaf external snapshot that "
                                           "is not in active chain is not supported")
-
-    def qcow2_entry_deleted(self, m: Machine, node: Snapshot) -> Qcow2Entry | None:
-        # QMP snapshot-delete, or qemu-img -d, in the snapshot's own file; no phantoms here
-        state = qemu_state(m)
-        if node.id in state.external:
-            return None
-        return next((e for e in state.qcow2 if e.name == node.name and e.file == state.file_of.get(node.id, e.file)),
-                    None)
