@@ -465,7 +465,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(printable(f"{row['path']}  [{row['profile']}; guard {row['guard']}]"))
+            guard = f"guard {row['guard']}" if row["guard"] else "no guard: the profile of its system holds it"
+            print(printable(f"{row['path']}  [{row['profile']}; {guard}]"))
             print(printable(f"  {row['title']}"))
             print(printable(f"  seen on: {', '.join(row['affects']) or '(not said)'}"))
             print(printable(f"  replay:  {row['replay']}"))

@@ -33,7 +33,8 @@ def test_every_finding_passes_the_model_and_names_a_known_guard() -> None:
     assert len(found) >= 3
     for finding in found:
         assert cli.main(["run", finding.path]) == 0, finding.path
-        assert finding.guard is not None and finding.guard.name in GUARDS
+        # no guard: its departure is a rule of the profile of the system itself (vcsim's bugs)
+        assert finding.guard is None or finding.guard.name in GUARDS
 
 
 def test_a_guard_leaves_its_operations_out_and_counts_them() -> None:

@@ -233,6 +233,11 @@ class VsphereDriver(Driver):
         return None
 
     @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        # the bundled simulator's library; a real host's version is its own business (about.version)
+        return {} if options.get("url") else vcsim.govmomi_version()
+
+    @classmethod
     def preflight(cls, profile: str, options: dict[str, Any]) -> None:
         """Connect once (and find the VM), so that a bad URL, refused credentials, a missing VM or
         a simulator that does not start are reported before the check begins."""
