@@ -26,6 +26,7 @@ from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from . import lifetime
+from .cover import RandomCoverage, random_coverage
 from .driver import Driver
 from .findings import Finding, Guard, guards_for
 from .lockstep import Divergence, Lockstep
@@ -47,6 +48,7 @@ class Stats:
     first_divergence: float | None = None  # seconds from the start to the first divergence met
     shrink: ShrinkStats | None = None
     excluded: Counter[str] = field(default_factory=Counter)  # candidates each known finding's guard left out
+    histories: list[list[ops.Operation]] = field(default_factory=list)  # every example's operations
 
     @property
     def seconds(self) -> float:
@@ -82,8 +84,9 @@ class Progress:
             self.stats.errors[str(step.model.kind)] += 1
         self.stats.situations.add(situations)
 
-    def example_done(self, steps: int) -> None:
+    def example_done(self, history: list[LockstepStep]) -> None:
         self.stats.examples += 1
+        self.stats.histories.append([step.op for step in history])
         self.stats.situations.history_done()
         self.show()
 
@@ -120,6 +123,7 @@ class CheckResult:
     scenario_path: Path | None = None
     situations: list[Situation] = field(default_factory=list)  # those the driver can reach under the profile
     guarded: list[tuple[Guard, Finding]] = field(default_factory=list)  # known findings left out
+    coverage: RandomCoverage | None = None  # of the bounded state graph (--plan cover's)
     versions: dict[str, str] = field(default_factory=dict)  # the real components checked, by name
 
     @property
@@ -191,6 +195,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         progress_listener.show(final=True)
         for driver in drivers:
             driver.close()
+    result.coverage = random_coverage(profile, driver_class, result.stats.histories)
     if result.divergence is not None:
         result.scenario_path = write_counterexample(result.divergence, spec or driver_class.name, profile, blocks, out,
                                                     seed)
@@ -283,6 +288,9 @@ def summary_json(result: CheckResult) -> dict[str, Any]:
                                                   "complete": s.shrink.complete},
         "scenario": str(result.scenario_path) if result.scenario_path else None,
         "guarded": [{"finding": f.path, "guard": g.name, "excluded": s.excluded[g.name]} for g, f in result.guarded],
+        "graph_coverage": None if result.coverage is None else {
+            "depth": result.coverage.depth, "taken": result.coverage.taken,
+            "transitions": result.coverage.transitions, "share": round(result.coverage.share, 3)},
     }
 
 
@@ -299,6 +307,8 @@ def summary_text(result: CheckResult) -> str:
     width = max((len(x.label) for x in result.situations), default=0)
     for x in result.situations:
         lines.append(f"  {x.label:<{width}}  {s.situations.share(x.key):>4.0%}")
+    if result.coverage is not None:
+        lines.append(result.coverage.text())
     for guard, finding in result.guarded:
         lines.append(f"known finding left out: {finding.path} (guard {guard.name}: {guard.what}): "
                      f"{s.excluded[guard.name]} candidate steps not drawn")

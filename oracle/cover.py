@@ -9,14 +9,15 @@ starts from a fresh VM.  A divergence is shrunk by replaying (``oracle/shrink.py
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from snaptree.model import ops
+from snaptree.model import Machine, ModelError, get_profile, ops
 
 from .driver import Driver
-from .explore import Bounds, Exploration, explore
+from .explore import Bounds, Exploration, canonical_key, explore
 from .lockstep import Divergence, Lockstep
 from .shrink import ShrinkStats, shrink
 
@@ -116,3 +117,48 @@ def report_text(result: CoverResult) -> str:
     return (f"plan cover: {len(result.covered):,} of {p.transitions:,} transitions at depth {p.exploration.depth} "
             f"({p.exploration.states:,} states, {len(p.histories):,} histories, {sum(map(len, p.histories)):,} steps); "
             f"ran {result.histories_run:,} histories, {result.steps:,} steps in {result.seconds:.1f} s")
+
+
+@dataclass
+class RandomCoverage:
+    """The share of the bounded graph's transitions that a random check's histories took."""
+    taken: int
+    transitions: int
+    depth: int
+    bounds: Bounds
+
+    @property
+    def share(self) -> float:
+        return self.taken / self.transitions if self.transitions else 0.0
+
+    def text(self) -> str:
+        b = self.bounds
+        return (f"the bounded graph (depth {self.depth}, names {','.join(b.names)}, {b.blocks} blocks, values "
+                f"{','.join(b.values)}): random histories took {self.taken:,} of its {self.transitions:,} "
+                f"transitions ({self.share:.0%}); `--plan cover` takes them all")
+
+
+def random_coverage(profile: str, driver: type[Driver], histories: list[list[ops.Operation]], depth: int = 3,
+                    bounds: Bounds | None = None) -> RandomCoverage:
+    """Follow each history through the bounded state graph from its initial state, for as long
+    as it stays inside the bounds (its operations in the graph's alphabet, its states in the
+    graph), and count the distinct transitions it took."""
+    bounds = bounds or Bounds()
+    graph = explore(profile, depth, bounds, props=frozenset(), graph=True, keep=driver_can(driver))
+    letters = {op: at for at, op in enumerate(graph.alphabet)}
+    edges = {(edge.source, graph.alphabet.index(edge.op)) for edge in graph.edges}
+    taken: set[tuple[int, int]] = set()
+    for history in histories:
+        m, state = Machine(get_profile(profile), bounds.blocks), 0
+        for op in history:
+            at = letters.get(op)
+            if at is None or (state, at) not in edges:
+                break
+            taken.add((state, at))
+            with contextlib.suppress(ModelError):  # a refusal leaves the state as it was
+                m.apply(op)
+            following = graph.keys.get(canonical_key(m, graph.clock))
+            if following is None:
+                break
+            state = following
+    return RandomCoverage(len(taken), len(edges), depth, bounds)

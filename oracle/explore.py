@@ -169,6 +169,8 @@ class Exploration:
     seconds: float = 0.0
     edges: list[Edge] = field(default_factory=list)  # only when asked for (the graph)
     parents: list[tuple[int, int]] = field(default_factory=list)  # per state: (parent, op index); root (-1, -1)
+    keys: dict[tuple, int] = field(default_factory=dict)  # canonical key -> state (with the graph)
+    clock: bool = False  # whether the keys include the model's clock (unnamed creates)
 
     def history(self, state: int) -> list[ops.Operation]:
         """The shortest history that reaches ``state``."""
@@ -187,7 +189,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
     started = time.perf_counter()
     letters = [op for op in alphabet(profile_name, bounds) if keep is None or keep(op)]
     clock = any(isinstance(op, ops.CreateSnapshot) and op.name is None for op in letters)
-    result = Exploration(profile_name, depth, bounds, letters)
+    result = Exploration(profile_name, depth, bounds, letters, clock=clock)
     root = Machine(get_profile(profile_name), bounds.blocks)
     seen: dict[tuple, int] = {canonical_key(root, clock): 0}
     result.parents.append((-1, -1))
@@ -230,6 +232,8 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
             result.saturated_at = level
             break
     result.states = len(result.parents)
+    if graph:
+        result.keys = seen
     result.seconds = time.perf_counter() - started
     return result
 

@@ -36,7 +36,7 @@ from .lockstep import Divergence, Lockstep, Step
 
 class Listener(Protocol):
     def stepped(self, step: Step, situations: set[str]) -> None: ...
-    def example_done(self, steps: int) -> None: ...
+    def example_done(self, history: list[Step]) -> None: ...
     def diverged(self) -> None: ...
 
 
@@ -66,7 +66,7 @@ class SnapshotConformance(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.lockstep.__exit__(None, None, None)
         if self.listener is not None:
-            self.listener.example_done(len(self.lockstep.history))
+            self.listener.example_done(self.lockstep.history)
 
     def do(self, op: ops.Operation) -> None:
         facts = situations.before(self.lockstep.model, op) if self.listener is not None else None

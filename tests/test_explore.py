@@ -288,3 +288,15 @@ def test_refusals_and_takes_that_break_the_model_are_found(monkeypatch: pytest.M
 
     monkeypatch.setattr(Machine, "take", take)
     assert len(explore("esx", 2).violations["well-formed"].history) == 1
+
+
+def test_random_coverage_counts_the_bounded_transitions_a_history_takes() -> None:
+    from snaptree.oracle.cover import random_coverage
+    from snaptree.oracle.drivers.model import ModelDriver
+
+    history = [ops.CreateSnapshot("A"), ops.Write(0, "a"), ops.Revert("A"), ops.Delete("B")]
+    coverage = random_coverage("esx", ModelDriver, [history, history])
+    assert (coverage.taken, coverage.depth) == (4, 3) and coverage.transitions > 100
+    # a write outside the bounds' two blocks leaves the graph: nothing after it counts
+    assert random_coverage("esx", ModelDriver, [[ops.Write(5, "a"), ops.CreateSnapshot("A")]]).taken == 0
+    assert "took 4 of its" in coverage.text()

@@ -221,6 +221,9 @@ class VsphereDriver(Driver):
         self.known: dict[str, str] = {}  # snapshot object -> id, for a current snapshot removed since
         self.crashed: dict[str, Any] | None = None  # after a crash: the last observation made before it
         self.last: dict[str, Any] = {}
+        # the VM's power state and snapshot info as last read, while no task has run since: the
+        # next lookup of a snapshot, or the observation after a create, need not read them again
+        self.fresh: dict[str, Any] | None = None
 
     @classmethod
     def default_profile(cls, options: dict[str, Any]) -> str:
@@ -270,7 +273,7 @@ class VsphereDriver(Driver):
             self.teardown()
         session = self.connect()
         self.examples += 1
-        self.known, self.crashed = {}, None
+        self.known, self.crashed, self.fresh = {}, None, None
         if self.url:
             self.vm = session.find_vm(str(self.vm_name))
             if self.vm is None:
@@ -319,9 +322,14 @@ class VsphereDriver(Driver):
             self.crashed = dict(self.last, power=CRASHED)
             return Result.error(CRASHED, f"the server dropped the request: {type(error).__name__}: {error}")
 
+    def _read_vm(self) -> dict[str, Any]:
+        if self.fresh is None:
+            assert self.session is not None
+            self.fresh = self.session.read(self.vm, "runtime.powerState", "snapshot")
+        return self.fresh
+
     def _snapshot_info(self) -> Any:
-        assert self.session is not None
-        return self.session.read(self.vm, "snapshot").get("snapshot")
+        return self._read_vm().get("snapshot")
 
     def _target(self, op: ops.Revert | ops.Delete) -> Any:
         info = self._snapshot_info()
@@ -339,6 +347,11 @@ class VsphereDriver(Driver):
     def _apply(self, op: ops.Operation) -> Result:
         session, vm = self.session, self.vm
         assert session is not None
+        # the snapshot a revert or delete names, found in what the last observation read
+        target: Any = None
+        if isinstance(op, ops.Revert | ops.Delete) and (op.ref is not None or op.id is not None):
+            target = self._target(op)
+        self.fresh = None  # a task changes what the VM holds
         if isinstance(op, ops.Start):
             session.wait(vm.PowerOnVM_Task())
         elif isinstance(op, ops.Shutdown):
@@ -358,9 +371,9 @@ class VsphereDriver(Driver):
             if op.ref is None and op.id is None:
                 session.wait(vm.RevertToCurrentSnapshot_Task(suppressPowerOn="suppress-power-on" in op.flags))
             else:
-                session.wait(self._target(op).RevertToSnapshot_Task(suppressPowerOn="suppress-power-on" in op.flags))
+                session.wait(target.RevertToSnapshot_Task(suppressPowerOn="suppress-power-on" in op.flags))
         elif isinstance(op, ops.Delete):
-            session.wait(self._target(op).RemoveSnapshot_Task(removeChildren="remove-children" in op.flags))
+            session.wait(target.RemoveSnapshot_Task(removeChildren="remove-children" in op.flags))
         elif isinstance(op, ops.DeleteAll):
             session.wait(vm.RemoveAllSnapshots_Task())
         else:
@@ -372,8 +385,7 @@ class VsphereDriver(Driver):
     def observe(self) -> dict[str, Any]:
         if self.crashed is not None:
             return self.crashed  # what a crashed server holds is not observed (see model/profiles/vcsim.py)
-        assert self.session is not None
-        found = self.session.read(self.vm, "runtime.powerState", "snapshot")
+        found = self._read_vm()
         records, _, current = snapshot_records(found.get("snapshot"), self.known)
         for r in records:
             del r["order"]
