@@ -453,6 +453,10 @@ class LibvirtQemu113(LibvirtQemu):
         state = qemu_state(m)
         if "metadata-only" in flags or flags & {"children", "children-only"} or target.id not in state.external:
             super().check_delete(m, target, flags)  # CHILDREN, CHILDREN_ONLY: 9.0's rules and words (seen)
+            if "children-only" in flags and target.id in state.external and target.children and m.current is target:
+                # the current external snapshot keeps its children: 11.3.0, seen (9.0 deletes them)
+                raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot "
+                                              "that is not a leaf snapshot is not supported")
             if m.power != "shutoff" and "metadata-only" not in flags:
                 for node in self.deleted(m, target, flags):  # QMP snapshot-delete: the same job id rule (seen on 11.3.0)
                     if node.id not in state.external:
