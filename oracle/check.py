@@ -189,7 +189,8 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
     try:
         if result.divergence is not None and not result.flaky:
             replayer = drivers[0] if drivers else make_driver()
-            result.divergence, result.stats.shrink = shrink(result.divergence, lambda: Lockstep(replayer, blocks))
+            result.divergence, result.stats.shrink = shrink(result.divergence, lambda: Lockstep(replayer, blocks),
+                                                                 guards=[g for g, _ in guarded])
     finally:
         result.stats.ended = time.monotonic()
         progress_listener.show(final=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from snaptree.model import ops
 
+from .findings import Guard
 from .lockstep import Divergence, Lockstep
 
 Step = tuple[int, ops.Operation]  # (its position in the history first found, the operation)
@@ -46,8 +47,11 @@ class Shrinker:
     """Shrinks one divergence; ``new_lockstep`` gives a fresh lockstep (model and driver) per replay."""
 
     def __init__(self, divergence: Divergence, new_lockstep: Callable[[], Lockstep], max_replays: int = 2000,
-                 max_seconds: float = 300.0):
+                 max_seconds: float = 300.0, guards: Sequence[Guard] = ()):
         self.new_lockstep = new_lockstep
+        # a shorter history must not walk into a known finding the check left out, or the
+        # divergence found would shrink into that finding instead of showing its own cause
+        self.guards = guards
         self.max_replays, self.max_seconds = max_replays, max_seconds
         self.best = divergence
         self.kind = kind_of(divergence)
@@ -79,6 +83,8 @@ class Shrinker:
                     if link in created and isinstance(op, (ops.Revert, ops.Delete)):
                         name, sid = created[link]
                         op = dataclasses.replace(op, id=sid) if op.id is not None else dataclasses.replace(op, ref=name)
+                    if any(guard.excludes(lockstep.model, op) for guard in self.guards):
+                        return None
                     step = lockstep.step(op)
                     if step.model.created_name is not None and step.model.created_id is not None:
                         created[key] = (step.model.created_name, step.model.created_id)
@@ -127,9 +133,11 @@ class Shrinker:
         return self.best, self.stats
 
 
-def shrink(divergence: Divergence, new_lockstep: Callable[[], Lockstep]) -> tuple[Divergence, ShrinkStats]:
-    """The smallest history found that diverges like ``divergence``, and how it was found."""
-    return Shrinker(divergence, new_lockstep).run()
+def shrink(divergence: Divergence, new_lockstep: Callable[[], Lockstep],
+           guards: Sequence[Guard] = ()) -> tuple[Divergence, ShrinkStats]:
+    """The smallest history found that diverges like ``divergence`` (and draws nothing the
+    guards leave out), and how it was found."""
+    return Shrinker(divergence, new_lockstep, guards=guards).run()
 
 
 def _simpler(op: ops.Operation) -> Iterator[ops.Operation]:

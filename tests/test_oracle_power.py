@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snaptree.model import get_profile
+from snaptree.model import get_profile, ops
 from snaptree.oracle.check import CheckResult, check
 from snaptree.oracle.cli import main
 from snaptree.oracle.compare import Correspondence, compare_states
@@ -125,3 +125,19 @@ def test_a_seed_gives_the_same_histories_whatever_is_imported(tmp_path: Path) ->
     crowded = _check_json(tmp_path, "import tests.mutants, tests.test_profiles, snaptree.oracle.drivers.libvirt, "
                                     "snaptree.oracle.drivers.qemu_live, snaptree.oracle.drivers.qcow2_chain")
     assert plain == crowded
+
+
+def test_shrinking_never_walks_into_what_a_guard_leaves_out(tmp_path: Path) -> None:
+    """A divergence must not shrink into a known finding the check left out: a candidate
+    history that draws what a guard leaves out counts as not diverging."""
+    from snaptree.oracle.findings import Guard
+
+    from .mutants import DeleteWithoutMerge
+
+    result = _check(DeleteWithoutMerge, "esx", 1, tmp_path)
+    assert result.divergence is not None
+    unguarded = [s.op for s in result.divergence.history]
+    assert any(isinstance(op, ops.Write) for op in unguarded), "the merge shows only through a written block"
+    no_writes = Guard("no-writes", "every write", lambda m, op: isinstance(op, ops.Write))
+    shrinker = Shrinker(result.divergence, lambda: Lockstep(DeleteWithoutMerge("esx"), 8), guards=[no_writes])
+    assert shrinker.replay(shrinker.steps) is None  # the history itself holds a write: refused
