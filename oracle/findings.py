@@ -57,18 +57,13 @@ def _external_ids(m: Machine) -> set[str]:
 
 
 def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
-    """A revert to an internal snapshot X with an external snapshot below it reached through
-    internal ones only: that external snapshot's base file is X's file, which the revert rewrites."""
-    target, external = target_of(m, op) if isinstance(op, ops.Revert) else None, _external_ids(m)
-    if target is None or target.id in external:
+    """A revert to an internal snapshot in a file that an external snapshot uses as its base:
+    the revert applies it to that file in place (the model follows which file is which)."""
+    state = m.extra.get("libvirt-qemu")
+    target = target_of(m, op) if isinstance(op, ops.Revert) and isinstance(state, QemuDriverState) else None
+    if target is None or target.id in state.external:
         return False
-    below = list(target.children)
-    while below:
-        node = below.pop()
-        if node.id in external:
-            return True
-        below.extend(node.children)
-    return False
+    return state.file_of.get(target.id, state.live) in state.base_of.values()
 
 
 def _external_delete_over_internal_children(m: Machine, op: ops.Operation) -> bool:
@@ -94,8 +89,8 @@ GUARDS = {g.name: g for g in (
           _children_delete_over_a_branch),
     Guard("delete-current-root", "deletes of the current snapshot while it is a root and others remain",
           _delete_current_root),
-    Guard("internal-revert-over-external-base", "reverts to an internal snapshot that an external one "
-          "below it (through internal ones only) uses as its base file", _internal_revert_over_external_base),
+    Guard("internal-revert-over-external-base", "reverts to an internal snapshot whose image file an external "
+          "snapshot uses as its base", _internal_revert_over_external_base),
     Guard("metadata-only-delete-of-external-parent", "METADATA_ONLY deletes of an external snapshot with children",
           _metadata_only_delete_of_external_parent),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
