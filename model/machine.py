@@ -260,11 +260,15 @@ class Machine:
         twin = Machine.__new__(Machine)
         twin.__dict__.update(self.__dict__)
         copies: dict[int, Snapshot] = {}
+        # overlays are copied once each: a copy shares what the original shares (as deepcopy
+        # would), so a model that wrongly aliases two overlays stays wrong in its copies
+        overlays: dict[int, dict[int, str]] = {}
         for s in self.snapshots.values():
             # a field-by-field copy: dataclasses.replace re-runs __init__, a third of a clone's cost
             twin_s = copies[id(s)] = Snapshot.__new__(Snapshot)
             twin_s.__dict__.update(s.__dict__)
-            twin_s.delta = dict(s.delta)
+            delta = overlays.get(id(s.delta))
+            twin_s.delta = overlays[id(s.delta)] = dict(s.delta) if delta is None else delta
         for s in self.snapshots.values():
             twin_s = copies[id(s)]
             twin_s.parent = None if s.parent is None else copies[id(s.parent)]
@@ -273,7 +277,8 @@ class Machine:
         twin.snapshots = {sid: copies[id(s)] for sid, s in self.snapshots.items()}
         twin.by_name = {name: [copies[id(s)] for s in same] for name, same in self.by_name.items()}
         twin.current = None if self.current is None else copies[id(self.current)]
-        twin.overlay = dict(self.overlay)
+        shared = overlays.get(id(self.overlay))
+        twin.overlay = dict(self.overlay) if shared is None else shared
         twin.extra = copy.deepcopy(self.extra)
         return twin
 

@@ -14,15 +14,20 @@ import pytest
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
 from snaptree.model.profiles.base import Profile
-from snaptree.model.profiles.qemu_live import QemuHmp
+from snaptree.model.profiles.qemu_live import LiveQemu, QemuHmp
+from snaptree.model.profiles.vbox import VBox
 from snaptree.oracle.cli import main
 from snaptree.oracle.explore import Bounds, alphabet, canonical_key, explore, state_graph
 from tests.test_properties import (
+    live_revert_dropping_ram,
     remove_discarding_delta,
     remove_forgetting_name_index,
     remove_merging_into_first_child_only,
     remove_without_reparenting,
     restore_keeping_overlay,
+    take_forgetting_children,
+    take_sharing_overlay,
+    vbox_check_delete_moving_current,
     write_into_current_snapshot,
 )
 
@@ -35,14 +40,13 @@ def test_no_property_is_violated_within_small_bounds(profile_name: str) -> None:
     assert result.transitions == len(result.alphabet) * sum(result.new_per_depth[:-1])
 
 
-# take_sharing_overlay is not here: Machine.clone copies each overlay, so the aliasing it
-# breaks the model with does not survive branching (tests/test_properties.py catches it).
 MUTANTS = [
     ("esx", "remove", remove_discarding_delta, "invariant"),
     ("esx", "remove", remove_merging_into_first_child_only, "invariant"),
     ("libvirt-test", "remove", remove_merging_into_first_child_only, "invariant"),
     ("vbox", "restore", restore_keeping_overlay, "revert"),
     ("qemu-img", "write", write_into_current_snapshot, "revert"),
+    ("esx", "take", take_sharing_overlay, "revert"),  # Machine.clone keeps the aliasing it makes
     ("esx", "remove", remove_without_reparenting, "well-formed"),
     ("qemu-img", "remove", remove_forgetting_name_index, "well-formed"),
 ]
@@ -58,6 +62,20 @@ def test_each_broken_rule_is_found_with_its_shortest_history(profile_name: str, 
     history = result.violations[prop].history
     # the history is real: replayed on the broken model it leads to the violation
     assert 1 <= len(history) <= 6 and result.violations[prop].message.startswith(prop)
+
+
+@pytest.mark.parametrize(("owner", "profile_name", "method", "mutant", "prop"), [
+    (VBox, "vbox", "check_delete", vbox_check_delete_moving_current, "failed-op"),
+    (LiveQemu, "qemu-hmp", "revert", live_revert_dropping_ram, "failed-op"),
+    (Machine, "esx", "take", take_forgetting_children, "well-formed"),
+], ids=["vbox-refusal-moves-current", "failed-loadvm-drops-ram", "take-forgets-children"])
+def test_the_other_broken_rules_are_found_too(owner: type, profile_name: str, method: str, mutant: Any, prop: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the rest above and below, every rule tests/test_properties.py breaks is found here."""
+    monkeypatch.setattr(owner, method, mutant)
+    result = explore(profile_name, 6, Bounds(names=("A", "B"), blocks=1, values=("a",)))
+    assert prop in result.violations, result.violations
+    assert 1 <= len(result.violations[prop].history) <= 6
 
 
 def test_a_refusal_that_changes_state_is_found(monkeypatch: pytest.MonkeyPatch) -> None:

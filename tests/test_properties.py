@@ -445,15 +445,37 @@ def test_mutant_later_writes_change_a_snapshot_break_revert(profile_name: str, m
         hunt(profile_name, "revert")
 
 
+_original_vbox_check_delete = VBox.check_delete
+_original_live_revert = LiveQemu.revert
+
+
+def vbox_check_delete_moving_current(self: VBox, m: Machine, target: Any, flags: frozenset[str]) -> None:
+    """Broken: VirtualBox's refusal (§3: two children, or current with a child) comes after
+    the check moved ``current``."""
+    m.current = target.parent
+    _original_vbox_check_delete(self, m, target, flags)
+
+
+def live_revert_dropping_ram(self: LiveQemu, m: Machine, op: ops.Revert) -> None:
+    """Broken: a failed loadvm with its declared side effect also drops the RAM."""
+    try:
+        _original_live_revert(self, m, op)
+    except ModelError as error:
+        if error.side_effect:
+            m.ram = None
+        raise
+
+
+def take_forgetting_children(self: Machine, *args: Any, **kwargs: Any) -> Any:
+    """Broken: a new snapshot is not listed among its parent's children."""
+    node = _original_take(self, *args, **kwargs)
+    siblings = node.parent.children if node.parent is not None else self.roots
+    siblings.remove(node)
+    return node
+
+
 def test_mutant_vbox_check_that_moves_current_breaks_failed_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A refusal (§3: two children, or current with a child) raised after the check moved ``current``."""
-    original = VBox.check_delete
-
-    def check_delete(self: VBox, m: Machine, target: Any, flags: frozenset[str]) -> None:
-        m.current = target.parent
-        original(self, m, target, flags)
-
-    monkeypatch.setattr(VBox, "check_delete", check_delete)
+    monkeypatch.setattr(VBox, "check_delete", vbox_check_delete_moving_current)
     with pytest.raises(AssertionError, match="^failed-op"):
         hunt("vbox", "failed-op")
 
@@ -480,18 +502,7 @@ def test_mutant_undeclared_side_effect_breaks_failed_op(monkeypatch: pytest.Monk
 
 
 def test_mutant_side_effect_beyond_power_breaks_failed_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failed loadvm with its declared side effect that also drops the RAM is caught."""
-    original = LiveQemu.revert
-
-    def revert(self: LiveQemu, m: Machine, op: ops.Revert) -> None:
-        try:
-            original(self, m, op)
-        except ModelError as error:
-            if error.side_effect:
-                m.ram = None
-            raise
-
-    monkeypatch.setattr(LiveQemu, "revert", revert)
+    monkeypatch.setattr(LiveQemu, "revert", live_revert_dropping_ram)
     with pytest.raises(AssertionError, match="^failed-op.*more than the power state"):
         hunt("qemu-hmp", "failed-op")
 
@@ -507,12 +518,6 @@ def test_mutant_remove_bookkeeping_breaks_well_formed(profile_name: str, mutant:
 
 
 def test_mutant_take_forgetting_children_breaks_well_formed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def take(self: Machine, *args: Any, **kwargs: Any) -> Any:
-        node = _original_take(self, *args, **kwargs)
-        siblings = node.parent.children if node.parent is not None else self.roots
-        siblings.remove(node)
-        return node
-
-    monkeypatch.setattr(Machine, "take", take)
+    monkeypatch.setattr(Machine, "take", take_forgetting_children)
     with pytest.raises(AssertionError, match="^well-formed"):
         hunt("esx", "well-formed")
