@@ -83,6 +83,15 @@ def _metadata_only_delete_of_external_parent(m: Machine, op: ops.Operation) -> b
     return target is not None and target.id in _external_ids(m) and bool(target.children)
 
 
+def _revert_to_external_after_unsaved_metadata(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an external snapshot while a failed create's qcow2 snapshot, which libvirt
+    could not save the metadata of, is all that stands where current was."""
+    state = m.extra.get("libvirt-qemu")
+    target = target_of(m, op) if isinstance(op, ops.Revert) and isinstance(state, QemuDriverState) else None
+    return (target is not None and target.id in state.external and m.current is None
+            and any(entry.snapshot is None for entry in state.qcow2))
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
@@ -93,6 +102,8 @@ GUARDS = {g.name: g for g in (
           "snapshot uses as its base", _internal_revert_over_external_base),
     Guard("metadata-only-delete-of-external-parent", "METADATA_ONLY deletes of an external snapshot with children",
           _metadata_only_delete_of_external_parent),
+    Guard("revert-to-external-after-unsaved-metadata", "reverts to an external snapshot while a create that "
+          "could not save its metadata left no current snapshot", _revert_to_external_after_unsaved_metadata),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
 )}
