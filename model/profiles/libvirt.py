@@ -157,7 +157,7 @@ class Libvirt(Profile):
 
 class LibvirtTest(Libvirt):
     name = "libvirt-test"
-    system = "libvirt 9.0.0 test driver (test:///default)"
+    system = "libvirt 9.0.0 and 11.3.0 test driver (test:///default)"
     versions = {"libvirt": ("9.0", None)}
     summary = "libvirt's tree and current pointer; duplicates refused; every delete flag but metadata-only"
     driver_function = "test"

@@ -14,7 +14,7 @@ from .base import INVALID_ARGUMENT, NOT_FOUND, UNSUPPORTED, Profile
 
 class QemuImg(Profile):
     name = "qemu-img"
-    system = "QEMU 7.2 qemu-img snapshot (qcow2)"
+    system = "QEMU 7.2 and 10.0 qemu-img snapshot (qcow2)"
     versions = {"QEMU": ("7.2", None)}
     summary = "flat snapshot table, no current; duplicate names kept; ids reused; names cut at 255 bytes"
     tree = False  # the snapshot table is a flat list [§4]

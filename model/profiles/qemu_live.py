@@ -125,7 +125,7 @@ class LiveQemu(Profile):
 
 class QemuHmp(LiveQemu):
     name = "qemu-hmp"
-    system = "QEMU 7.2 HMP savevm/loadvm/delvm"
+    system = "QEMU 7.2 and 10.0 HMP savevm/loadvm/delvm"
     versions = {"QEMU": ("7.2", None)}
     summary = "savevm overwrites the first same-named snapshot; flat table; ids reused"
     duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5 savevm]
@@ -136,7 +136,7 @@ class QemuHmp(LiveQemu):
 
 class QemuQmp(LiveQemu):
     name = "qemu-qmp"
-    system = "QEMU 7.2 QMP snapshot-save/snapshot-load/snapshot-delete"
+    system = "QEMU 7.2 and 10.0 QMP snapshot-save/snapshot-load/snapshot-delete"
     versions = {"QEMU": ("7.2", None)}
     summary = "snapshot-save refuses an existing tag; flat table; ids reused"
     duplicates = "refuse"  # overwrite=false [§5 snapshot-save]
