@@ -92,6 +92,16 @@ def _revert_to_external_after_unsaved_metadata(m: Machine, op: ops.Operation) ->
             and any(entry.snapshot is None for entry in state.qcow2))
 
 
+def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
+    """A shut-off domain's internal snapshot under a name its image already has (left by a
+    METADATA_ONLY delete): qemu-img adds a second tag, and lookups find the first."""
+    state = m.extra.get("libvirt-qemu")
+    if not (isinstance(op, ops.CreateSnapshot) and isinstance(state, QemuDriverState) and m.power == "shutoff"
+            and "disk-only" not in op.flags and op.name):
+        return False
+    return any(entry.name == op.name and entry.file == state.live for entry in state.qcow2)
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
@@ -104,6 +114,8 @@ GUARDS = {g.name: g for g in (
           _metadata_only_delete_of_external_parent),
     Guard("revert-to-external-after-unsaved-metadata", "reverts to an external snapshot while a create that "
           "could not save its metadata left no current snapshot", _revert_to_external_after_unsaved_metadata),
+    Guard("internal-create-over-a-leftover-tag", "shut-off internal snapshots under a name the image already "
+          "has", _internal_create_over_a_leftover_tag),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
 )}
