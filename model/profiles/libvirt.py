@@ -224,8 +224,8 @@ class LibvirtQemu(Libvirt):
         if not memory and "disk-only" not in flags and m.power != "shutoff":
             raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshot of a running VM must "
                                           "include the memory state")
-        if "quiesce" in flags and m.power != "shutoff":  # the domain has no guest agent
-            raise ModelError(UNSUPPORTED, "argument unsupported: QEMU guest agent is not configured")
+        if "quiesce" in flags and m.power != "shutoff":
+            raise self.quiesce_refusal(m)
         self.before_taking(m, name, memory, flags)
         if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
             # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
@@ -238,6 +238,11 @@ class LibvirtQemu(Libvirt):
                 m.load_memory(None, "shutoff")
             raise ModelError(INVALID_ARGUMENT, f"internal error: unable to save metadata for snapshot {name}",
                              side_effect=UNSAVED_METADATA)
+
+    def quiesce_refusal(self, m: Machine) -> ModelError:
+        if m.power == "paused":  # the guest agent needs a running guest, asked first (9.0.0 and 11.3.0, seen)
+            return ModelError(INVALID_STATE, "Requested operation is not valid: domain is not running")
+        return ModelError(UNSUPPORTED, "argument unsupported: QEMU guest agent is not configured")  # it has none
 
     def before_taking(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
