@@ -72,9 +72,9 @@ from ..libvirt_xml import create_xml
 from ..lifetime import Workspace
 from . import qemu_common as qc
 
-# errors only: the ESX driver logs a warning for every property of a newer vSphere API it does
-# not know, dozens a call against the simulator (a user's own setting wins)
-os.environ.setdefault("LIBVIRT_LOG_OUTPUTS", "4:stderr")
+# the ESX driver logs a warning for every property of a newer vSphere API it does not know,
+# dozens a call against the simulator: its errors only (a user's own setting wins)
+os.environ.setdefault("LIBVIRT_LOG_FILTERS", "4:esx")
 try:
     import libvirt
     import libvirt_qemu  # here, before the helper forks: as nobody it may not read the virtual environment
