@@ -104,7 +104,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     for k in plan.shards:
         name = f"snaptree[{plan.label} shard {k}/{plan.total}]"
-        items.append(ShardItem.from_parent(session, name=name, nodeid=name, plan=plan, shard=k))
+        items.append(ShardItem.from_parent(session, name=name, nodeid=f"snaptree::{name}", plan=plan, shard=k))
 
 
 class Diverged(Exception):
@@ -134,7 +134,7 @@ class ShardItem(pytest.Item):
         except (UsageError, DriverUnavailable, EnvironmentFailure) as error:
             pytest.fail(f"snaptree: {error}", pytrace=False)  # a missing component fails, as in the project's tests
         s = result.stats
-        self.user_properties += [("examples", s.examples), ("steps", s.steps), ("seed", seed),
+        self.user_properties += [("examples", s.examples), ("steps", s.steps), ("seed", str(seed)),
                                  ("steps_per_second", round(s.steps / max(s.seconds, 1e-9)))]
         if result.divergence is not None:
             lines = [f"DIVERGES: driver {cls.name} and profile {profile} part ways in shard {k}/{n} "
