@@ -634,6 +634,8 @@ arrows point from child to parent; numbers are overlays; 'current' is the runnin
   snaptree check --driver qemu-img --examples 50 --seed 1 --junit check.xml
   snaptree check --driver mypkg.snap:MyDriver --profile libvirt-test
   snaptree check --driver qemu-img --plan cover --depth 3   every transition of the bounded state graph
+  snaptree check --driver qemu-hmp --examples 400 --shards 8 --workers 2 --seed 1   8 shards, 2 processes at a time
+  snaptree check --driver qemu-hmp --examples 400 --shard 3/8 --seed 1 --database redis://ci:6379/0   one runner of 8
 
 It drives random histories through the driver and the model in lockstep and compares, after
 every step, the outcome (ok or error kind) and everything the driver observes: the tree,
