@@ -16,7 +16,6 @@ from xml.sax.saxutils import escape, quoteattr
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.internal.conjecture import providers
 from hypothesis.stateful import run_state_machine_as_test
@@ -125,6 +124,7 @@ class CheckResult:
     guarded: list[tuple[Guard, Finding]] = field(default_factory=list)  # known findings left out
     coverage: RandomCoverage | None = None  # of the bounded state graph (--plan cover's)
     versions: dict[str, str] = field(default_factory=dict)  # the real components checked, by name
+    shard: str = ""  # "shard K/N" when this is one shard of a run
 
     @property
     def conforms(self) -> bool:
@@ -138,6 +138,8 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
     """Drive ``examples`` random histories of up to ``steps`` operations through the model and
     the driver.  A divergence is shrunk by replaying it; the minimal one is written to ``out``.
     With ``guards``, operations that a known finding's guard matches are not drawn."""
+    from .shards import open_database  # shards builds on this module
+
     options = options or {}
     guarded = guards_for(profile) if guards else []
     progress_listener = Progress(examples, progress, label=f"{driver_class.name}/{profile}")
@@ -160,7 +162,7 @@ def check(driver_class: type[Driver], profile: str, *, examples: int = 100, step
         factory = hypothesis_seed(seed)(factory)
     config = settings(
         max_examples=examples, stateful_step_count=steps, deadline=None, verbosity=Verbosity.quiet,
-        database=DirectoryBasedExampleDatabase(database) if database else None,
+        database=open_database(database),
         suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
         # the history is shrunk by replaying it (shrink.py), far faster than Hypothesis' shrinker
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -366,7 +368,8 @@ def junit_xml(results: list[CheckResult]) -> str:
            f'<testsuite name="snaptree check" tests="{len(results)}" failures="{failures}" errors="0" '
            f'time="{total_time:.3f}">']
     for r in results:
-        name = quoteattr(f"{r.profile}: {r.stats.examples} examples, {r.stats.steps} steps")
+        name = quoteattr(f"{r.profile}{' ' + r.shard if r.shard else ''}: {r.stats.examples} examples, "
+                         f"{r.stats.steps} steps")
         out.append(f'  <testcase classname={quoteattr("snaptree.check." + r.driver)} name={name} '
                    f'time="{r.stats.seconds:.3f}">')
         if r.divergence is not None:

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -222,6 +223,7 @@ def _profile_for_installed(cls: type[Driver], profile: str, options: dict[str, A
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check, divergence_report, junit_xml, summary_json, summary_text
+    from .shards import ShardError, check_redis, is_redis, parse_shard, shard_examples, shard_seed
 
     cls, profile, options = _driver_class(args)
     _check_writable(args.out, "--out", folder=True)  # before the work, not after it
@@ -229,11 +231,36 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _check_cover(args, cls, profile, options)
     if args.junit:
         _check_writable(args.junit, "--junit", folder=False)
-    if args.database != "none":
-        _check_writable(args.database, "--database", folder=True)
-    result = check(cls, profile, examples=args.examples, steps=args.steps, blocks=args.blocks, seed=args.seed,
-                   database=None if args.database == "none" else args.database, out=args.out, options=options,
-                   progress=None if args.format == "json" else sys.stderr, spec=args.driver, guards=not args.no_guards)
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        if is_redis(args.database):
+            check_redis(args.database)  # a server that is down fails now, not at the first example
+        elif args.database != "none":
+            _check_writable(args.database, "--database", folder=True)
+    except ShardError as error:
+        raise UsageError(str(error)) from None
+    shards = args.shards or args.workers
+    if shard is not None and (args.shards or args.workers > 1):
+        raise UsageError("--shard K/N runs one shard here; --shards and --workers split a run on this machine")
+    if max(shard[1] if shard else 1, shards) > args.examples:
+        raise UsageError(f"--examples {args.examples} is fewer than the shards: each shard needs one at least")
+    database = None if args.database == "none" else args.database
+    shard_results: list[Any] = []
+    if shards > 1:
+        result, shard_results = _check_on_workers(args, cls, profile, shards)
+    else:
+        k, n = shard or (1, 1)
+        result = check(cls, profile, examples=shard_examples(args.examples, k, n), steps=args.steps, blocks=args.blocks,
+                       seed=shard_seed(args.seed, k, n), database=database, out=args.out, options=options,
+                       progress=None if args.format == "json" else sys.stderr, spec=args.driver,
+                       guards=not args.no_guards)
+        if shard is not None:
+            result.shard = f"shard {k}/{n}"
+        if args.result:
+            from .workers import save_result
+
+            save_result(result, args.result)
+            return EXIT_OK if result.conforms else EXIT_FAILED
     stats = result.stats
     unwritten = []  # outputs that still failed: reported after the verdict, which is not lost
     if result.divergence is not None and result.scenario_path is None:
@@ -241,31 +268,72 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.junit:
         try:
             with open(args.junit, "w", encoding="utf-8") as junit:
-                junit.write(junit_xml([result]))
+                junit.write(junit_xml(shard_results or [result]))
         except OSError as error:
             unwritten.append(f"cannot write --junit {args.junit}: {error.strerror or error}")
     if args.format == "json":
         report = summary_json(result)
+        if result.shard:
+            report["shard"] = result.shard
+        if shard_results:
+            from .shards import per_shard
+
+            report["workers"] = args.workers
+            report["shards"] = per_shard(shard_results)
         if result.divergence is not None:
             report["differences"] = [str(d) for d in result.divergence.differences]
         print(_json(report))
     else:
         print(summary_text(result))
+        if shard_results:
+            print(f"{len(shard_results)} shards on {args.workers} workers: {stats.seconds:.1f} s of wall time, "
+                  f"{sum(r.stats.seconds for r in shard_results):.1f} s in the shards")
+        where = f" ({result.shard} of the examples)" if result.shard else ""
         if result.divergence is None:
-            print(f"CONFORMS: driver {cls.name} follows profile {profile} over {stats.examples} random histories")
+            print(f"CONFORMS: driver {cls.name} follows profile {profile} over {stats.examples} random histories{where}")
         else:
-            print(f"DIVERGES: driver {cls.name} and profile {profile} part ways"
+            print(f"DIVERGES: driver {cls.name} and profile {profile} part ways{where}"
                   + (" (flaky: the driver did not fail the same way twice)" if result.flaky else ""))
             print(divergence_report(result.divergence, cls.name))
             if result.scenario_path is not None:
                 print(printable(f"scenario: {result.scenario_path}"))
                 print(printable(f"replay:   snaptree replay {result.scenario_path} --driver {args.driver}"
                                 + (f" --uri '{args.uri}'" if args.uri else "")))
+            others = [r.scenario_path for r in shard_results if r.scenario_path not in (None, result.scenario_path)]
+            for path in others:
+                print(printable(f"another shard's scenario: {path}"))
     for problem in unwritten:
         print(f"snaptree: {printable(problem)}", file=sys.stderr)
     if unwritten:
         return EXIT_BAD_INPUT
     return EXIT_OK if result.conforms else EXIT_FAILED
+
+
+def _check_on_workers(args: argparse.Namespace, cls: type[Driver], profile: str, shards: int) -> tuple[Any, list[Any]]:
+    """--workers/--shards: each shard a `snaptree check --shard K/N` process; one merged result."""
+    from snaptree.model import get_profile
+
+    from .findings import guards_for
+    from .shards import merge
+    from .situations import applicable
+    from .workers import run_shards
+
+    def argv_for(k: int, result: Path) -> list[str]:
+        argv = ["check", "--driver", args.driver, "--profile", profile, "--examples", str(args.examples),
+                "--steps", str(args.steps), "--blocks", str(args.blocks), "--out", args.out,
+                "--database", args.database, "--format", "json", "--shard", f"{k}/{shards}", "--result", str(result)]
+        if args.seed is not None:
+            argv += ["--seed", str(args.seed)]
+        for key in ("uri", "url", "vm"):
+            if getattr(args, key, None):
+                argv += [f"--{key}", getattr(args, key)]
+        return argv + ["--insecure"] * bool(args.insecure) + ["--no-guards"] * bool(args.no_guards)
+
+    started = time.monotonic()
+    results = run_shards(argv_for, shards, min(args.workers, shards), None if args.format == "json" else sys.stderr)
+    merged = merge(results, cls, started, time.monotonic(), applicable(get_profile(profile), cls.operations),
+                   [] if args.no_guards else guards_for(profile))
+    return merged, results
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -566,6 +634,8 @@ arrows point from child to parent; numbers are overlays; 'current' is the runnin
   snaptree check --driver qemu-img --examples 50 --seed 1 --junit check.xml
   snaptree check --driver mypkg.snap:MyDriver --profile libvirt-test
   snaptree check --driver qemu-img --plan cover --depth 3   every transition of the bounded state graph
+  snaptree check --driver qemu-hmp --examples 400 --shards 8 --workers 2 --seed 1   8 shards, 2 processes at a time
+  snaptree check --driver qemu-hmp --examples 400 --shard 3/8 --seed 1 --database redis://ci:6379/0   one runner of 8
 
 It drives random histories through the driver and the model in lockstep and compares, after
 every step, the outcome (ok or error kind) and everything the driver observes: the tree,
@@ -682,8 +752,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="make the run repeatable")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.add_argument("--out", metavar="DIR", default="snaptree-out", help="where counterexamples go")
-    p.add_argument("--database", metavar="DIR", default=".snaptree/examples",
-                   help="Hypothesis example database, or 'none' (default .snaptree/examples)")
+    p.add_argument("--database", metavar="DIR|URL", default=".snaptree/examples",
+                   help="Hypothesis example database: a directory, redis://HOST:PORT/DB (shared by runners on "
+                        "several machines), or 'none' (default .snaptree/examples)")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="run the shards in this many processes at once (default 1)")
+    p.add_argument("--shards", type=_positive,
+                   help="split the examples into this many shards, each with a seed of its own (default: --workers)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run only shard K of N (the same shard as in a run of N shards): one runner of N")
+    p.add_argument("--result", help=argparse.SUPPRESS)  # a worker's pickled result, for the run that started it
     p.add_argument("--no-guards", action="store_true",
                    help="also draw what the guards of known findings (scenarios/findings/) leave out")
     p.add_argument("--format", choices=["text", "json"], default="text")

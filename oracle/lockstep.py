@@ -33,6 +33,10 @@ class Divergence(AssertionError):
         self.driver_state = driver_state
         super().__init__(f"after step {len(self.history)} ({ops.describe(self.history[-1].op)}): {differences[0]}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # an exception pickles its message only: a worker process sends back the whole history
+        return (type(self), (self.history, self.differences, self.driver_state))
+
 
 class Lockstep:
     """One history: a fresh model machine and a freshly set-up driver."""

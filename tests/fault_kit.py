@@ -60,17 +60,42 @@ class Check:
                 "--database", "none", "--format", "json", "--out", str(out), *extra]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.pids = {self.proc.pid}  # and its workers' (--workers), as they are seen
+
+    def note_workers(self) -> None:
+        """The pids of its child processes that are snaptree (workers name their directories after
+        their own pid)."""
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int((entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]) == self.proc.pid \
+                        and b"snaptree" in (entry / "cmdline").read_bytes():
+                    self.pids.add(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
 
     def workspaces(self) -> list[Path]:
-        """Its scratch directories: under TMPDIR, or /tmp for libvirt's sockets."""
-        pattern = f"snaptree-*-{self.proc.pid}-*"
-        return sorted({*self.tmpdir.glob(pattern), *Path(lifetime.SHORT_BASE).glob(pattern)})
+        """Its scratch directories (and its workers'): under TMPDIR, or /tmp for libvirt's sockets."""
+        found: set[Path] = set()
+        for pid in self.pids:
+            pattern = f"snaptree-*-{pid}-*"
+            found |= {*self.tmpdir.glob(pattern), *Path(lifetime.SHORT_BASE).glob(pattern)}
+        return sorted(found)
 
-    def wait_inside(self) -> None:
-        """Until it is inside an example (a workspace exists; the test driver makes none: a
-        second), then a random moment more."""
+    def worker_workspaces(self) -> list[Path]:
+        return [p for p in self.workspaces() if not p.name.startswith(f"snaptree-check-{self.proc.pid}-")]
+
+    def wait_inside(self, workers: int = 0) -> None:
+        """Until it is inside an example (a workspace exists, with ``workers`` one of each worker's;
+        the test driver makes none: a second), then a random moment more."""
         deadline = time.monotonic() + 90
-        while not (self.workspaces() if self.name in WITH_DISK else time.monotonic() - self.started > 1.5):
+
+        def inside() -> bool:
+            if workers:
+                self.note_workers()
+                return len({p.name.split("-")[-2] for p in self.worker_workspaces()}) >= workers
+            return bool(self.workspaces()) if self.name in WITH_DISK else time.monotonic() - self.started > 1.5
+
+        while not inside():
             if self.proc.poll() is not None:
                 pytest.fail(f"snaptree check ended early: {self.finish()[2]}")
             assert time.monotonic() < deadline, "snaptree check made no workspace within 90 s"

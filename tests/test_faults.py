@@ -51,6 +51,26 @@ def test_signal_ends_the_run_and_everything_it_started(name: str, signum: signal
     assert not (tmp_path / "out").exists(), "a signal is no divergence: no counterexample"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+@pytest.mark.parametrize("name", ["qemu-hmp", "libvirt-qemu"])
+def test_signal_ends_a_run_on_workers_and_everything_they_started(name: str, signum: signal.Signals,
+                                                                   tmp_path: Path) -> None:
+    """--workers 2: the run passes the signal on and waits; each worker cleans up its own QEMU,
+    libvirt helper and directories, and the run its own."""
+    require(name)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    run = Check(name, tmpdir, tmp_path / "out", extra=("--workers", "2"))
+    run.wait_inside(workers=2)
+    assert len(run.pids) == 3, run.pids
+    run.proc.send_signal(signum)
+    status, out, err = run.finish()
+    assert (status, one_line(err)) == (128 + signum, MESSAGES[signum]), out
+    assert run.leftovers() == []
+    assert list(tmpdir.iterdir()) == []
+    assert not (tmp_path / "out").exists(), "a signal is no divergence: no counterexample"
+
+
 class SignalInsideACallback(ModelDriver):
     """A driver whose component calls back into Python (libvirt's error handler) when a signal
     arrives: the C code turns the handler's ``Terminated`` into a SystemError."""
