@@ -279,7 +279,7 @@ class Machine:
         twin.current = None if self.current is None else copies[id(self.current)]
         shared = overlays.get(id(self.overlay))
         twin.overlay = dict(self.overlay) if shared is None else shared
-        twin.extra = copy.deepcopy(self.extra)
+        twin.extra = copy.deepcopy(self.extra) if self.extra else {}  # most profiles keep nothing extra
         return twin
 
     def fingerprint(self) -> tuple:

@@ -17,13 +17,12 @@ Each check raises ``AssertionError`` with a message prefixed by the property's n
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from snaptree.model import Machine, ModelError, ops
+from snaptree.model import Machine, ModelError, Snapshot, ops
 from snaptree.model.profiles.libvirt import UNSAVED_METADATA
 from snaptree.model.profiles.qemu_live import LOAD_MOVED_DISK
 
@@ -182,46 +181,43 @@ def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelE
 
 
 def check_well_formed(m: Machine) -> None:
-    """The snapshot tree is a well-formed forest."""
-    snaps = list(m.snapshots.values())
-    assert len({id(s) for s in snaps}) == len(snaps), "well-formed: one snapshot under two ids"
-    for key, s in m.snapshots.items():
+    """The snapshot tree is a well-formed forest: every snapshot filed under its id, reached
+    exactly once from the roots along child lists whose parent pointers agree, current one of
+    them, and the name index exact.  One walk does it (this runs on every explored transition)."""
+    snaps = m.snapshots
+    members: dict[int, Snapshot] = {}
+    for key, s in snaps.items():
         assert key == s.id, f"well-formed: snapshot {s!r} filed under id {key!r}"
-    members = {id(s) for s in snaps}
-    for s in snaps:
-        if s.parent is not None:
-            assert id(s.parent) in members, f"well-formed: {s!r}'s parent {s.parent!r} is not a snapshot"
-            assert sum(c is s for c in s.parent.children) == 1, \
-                f"well-formed: {s!r} is not listed once among its parent {s.parent!r}'s children"
-        else:
-            assert sum(r is s for r in m.roots) == 1, f"well-formed: parentless {s!r} is not listed once as a root"
-        for c in s.children:
-            assert c.parent is s, f"well-formed: child {c!r} of {s!r} has parent pointer {c.parent!r}"
-            assert id(c) in members, f"well-formed: child {c!r} of {s!r} is not a snapshot"
+        assert id(s) not in members, "well-formed: one snapshot under two ids"
+        members[id(s)] = s
+    reached: set[int] = set()
+    stack = []
     for r in m.roots:
-        assert id(r) in members, f"well-formed: root {r!r} is not a snapshot"
         assert r.parent is None, f"well-formed: root {r!r} has a parent"
-    # every snapshot is reached exactly once from the roots (with the checks above, this rules
-    # out cycles too: the graph is built only to name one, off the hot path of exploration)
-    seen: list[int] = []
-    stack = list(m.roots)
-    while stack and len(seen) <= len(snaps):
+        stack.append(r)
+    while stack:
         node = stack.pop()
-        seen.append(id(node))
-        stack.extend(node.children)
-    if sorted(seen) != sorted(members):
-        g = nx.DiGraph()
-        g.add_nodes_from(s.id for s in snaps)
-        g.add_edges_from((s.parent.id, s.id) for s in snaps if s.parent is not None)
+        assert id(node) in members, f"well-formed: {node!r} is in the tree but is not a snapshot"
+        assert id(node) not in reached, f"well-formed: {node!r} is listed twice (as a child or a root)"
+        reached.add(id(node))
+        for c in node.children:
+            assert c.parent is node, f"well-formed: child {c!r} of {node!r} has parent pointer {c.parent!r}"
+            stack.append(c)
+    if len(reached) != len(members):
+        g = nx.DiGraph()  # off the hot path: only to name a cycle, if that is what went wrong
+        g.add_nodes_from(s.id for s in snaps.values())
+        g.add_edges_from((s.parent.id, s.id) for s in snaps.values() if s.parent is not None)
         assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {nx.find_cycle(g)}"
-        raise AssertionError("well-formed: the roots do not reach every snapshot exactly once")
-    assert m.current is None or m.snapshots.get(m.current.id) is m.current, \
+        missing = [s for i, s in members.items() if i not in reached]
+        raise AssertionError(f"well-formed: {missing[0]!r} is not reached from the roots (a child or root list "
+                             "misses it)")
+    assert m.current is None or snaps.get(m.current.id) is m.current, \
         f"well-formed: current {m.current!r} is not a snapshot"
-    expected: dict[str, list[int]] = defaultdict(list)
-    for s in snaps:
-        expected[s.name].append(id(s))
+    expected: dict[str, list[int]] = {}
+    for s in snaps.values():
+        expected.setdefault(s.name, []).append(id(s))
     actual = {name: [id(s) for s in lst] for name, lst in m.by_name.items()}
-    assert actual == dict(expected), "well-formed: by_name does not index the snapshots exactly"
+    assert actual == expected, "well-formed: by_name does not index the snapshots exactly"
 
 
 # -- running sequences ------------------------------------------------------------------------
