@@ -46,12 +46,11 @@ from . import qemu_io
 from .qemu_common import (
     BLOCK_SIZE,
     BlockValues,
+    OfflineQemu,
     QemuCallFailed,
     call,
     create_image,
     decode_blocks,
-    missing,
-    versions,
     write_refusal,
 )
 
@@ -98,7 +97,7 @@ class Entry:
     key: tuple[int, ...]  # sibling order: creation tick, or where a deleted parent stood
 
 
-class Qcow2ChainDriver(Driver):
+class Qcow2ChainDriver(OfflineQemu, Driver):
     name = "qcow2-chain"
     description = "the seed's merge semantics on real qcow2 overlay files (qemu-img create -b / rebase / commit)"
     profiles = ("esx", "vbox")
@@ -113,14 +112,6 @@ class Qcow2ChainDriver(Driver):
         self.flags = {"delete": self.rules.delete_flags}
         self.space: Workspace | None = None
         self.merges: Counter[str] = Counter()  # how deletes merged: "commit", "rebase", "discard"
-
-    @classmethod
-    def availability(cls) -> str | None:
-        return missing("qemu-img", "qemu-io")
-
-    @classmethod
-    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
-        return versions("qemu-img")
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -98,6 +98,19 @@ def versions(program: str) -> dict[str, str]:
     return {} if found is None else {"QEMU": found}
 
 
+class OfflineQemu:
+    """What the drivers that work on image files (qemu-img, qemu-io) share: they need those two
+    programs, and qemu-img tells the version."""
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return missing("qemu-img", "qemu-io")
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        return versions("qemu-img")
+
+
 def require(*programs: str) -> None:
     problem = missing(*programs)
     if problem:

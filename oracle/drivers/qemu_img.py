@@ -26,13 +26,12 @@ from . import qemu_io
 from .qemu_common import (
     WRITE_REFUSALS,
     BlockValues,
+    OfflineQemu,
     QemuCallFailed,
     call,
     create_image,
-    missing,
     read_view,
     snapshot_table,
-    versions,
 )
 
 # qemu-img's messages (QEMU 7.2.22 and 10.0.2) -> the model's error kinds
@@ -60,7 +59,7 @@ def failed(error: QemuCallFailed) -> Result:
     return Result.error(error_kind(message), message)
 
 
-class QemuImgDriver(Driver):
+class QemuImgDriver(OfflineQemu, Driver):
     name = "qemu-img"
     description = "qcow2 internal snapshots with qemu-img snapshot -c/-a/-d (offline, no VM)"
     profiles = ("qemu-img",)
@@ -73,14 +72,6 @@ class QemuImgDriver(Driver):
     def __init__(self, profile: str | None = None, **options: Any):
         super().__init__(profile, **options)
         self.space: Workspace | None = None
-
-    @classmethod
-    def availability(cls) -> str | None:
-        return missing("qemu-img", "qemu-io")
-
-    @classmethod
-    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
-        return versions("qemu-img")
 
     # -- life cycle ----------------------------------------------------------------------------
 
