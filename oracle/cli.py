@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES, Machine, notation, observe, ops
@@ -27,6 +27,9 @@ from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import libvirt_xml, lifetime, render, scenario_files
 from .driver import Driver, DriverUnavailable, EnvironmentFailure
+
+if TYPE_CHECKING:
+    from .findings import Finding
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # how writing to a full or failing output (> /dev/full, a full disk) fails; files snaptree
@@ -543,7 +546,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return EXIT_FAILED if stale else EXIT_OK
 
 
-def _replay_finding(finding: Any) -> dict[str, Any]:
+def _replay_finding(finding: Finding) -> dict[str, Any]:
     """Replay one finding on its driver: "reproduces", "unlisted" (it diverges on versions it
     does not list), "fixed?" (seen on these versions, and now the same), "same" (not seen here,
     and the same) or "cannot" (the driver is not here)."""
