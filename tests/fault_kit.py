@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -59,7 +60,8 @@ class Check:
         argv = [str(SNAPTREE), "check", *CHECKS[name], "--examples", str(examples), "--seed", str(seed),
                 "--database", "none", "--format", "json", "--out", str(out), *extra]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=_default_signals)
         self.pids = {self.proc.pid}  # and its workers' (--workers), as they are seen
 
     def note_workers(self) -> None:
@@ -120,6 +122,14 @@ class Check:
             time.sleep(0.05)
         processes = [f"process {pid}: {_cmdline(pid)}" for pid in alive]
         return processes + [f"directory {p}" for p in self.workspaces()]
+
+
+def _default_signals() -> None:
+    """Start the check as a terminal would: a test run under nohup, or started in the background
+    by a script, hands its children SIGINT and SIGHUP ignored, and snaptree rightly leaves an
+    ignored signal ignored (seen: every SIGINT and SIGHUP test timed out that way)."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _cmdline(pid: int) -> str:
