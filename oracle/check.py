@@ -22,6 +22,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from snaptree.model import get_profile, ops
 from snaptree.model.escape import printable
+from snaptree.model.profiles import installed_text
 from snaptree.model.scenario import Scenario, Step, expect_element, to_xml
 
 from . import lifetime
@@ -303,7 +304,7 @@ def summary_text(result: CheckResult) -> str:
     operations = ", ".join(f"{tag} {count}" for tag, count in s.operations.most_common())
     errors = ", ".join(f"{kind} {count}" for kind, count in s.errors.most_common()) or "none"
     lines = [f"{s.examples} examples, {s.steps} steps in {s.seconds:.1f} s ({s.steps / max(s.seconds, 1e-9):.0f} steps/s)"
-             + (" on " + ", ".join(f"{name} {version}" for name, version in result.versions.items()) if result.versions else ""),
+             + (" on " + installed_text(result.versions) if result.versions else ""),
              f"operations: {operations}",
              f"refused as the profile says ({s.refusal_share:.0%} of steps): {errors}",
              f"situations reached (share of {s.situations.histories} histories):"]

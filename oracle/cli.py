@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES, Machine, notation, observe, ops
 from snaptree.model.escape import printable
-from snaptree.model.profiles import follows, profile_for, versions_text
+from snaptree.model.profiles import follows, installed_text, profile_for, versions_text
 from snaptree.model.scenario import Run, ScenarioError, run
 
 from . import libvirt_xml, lifetime, render, scenario_files
@@ -213,13 +213,11 @@ def _profile_for_installed(cls: type[Driver], profile: str, options: dict[str, A
     installed = cls.installed_versions({**options, "profile": profile})
     chosen = profile_for(profile, installed)
     if chosen != profile and chosen in cls.profiles:
-        found = ", ".join(f"{component} {version}" for component, version in installed.items())
-        print(printable(f"snaptree: {found} installed: profile {chosen} follows it ({profile} follows "
+        print(printable(f"snaptree: {installed_text(installed)} installed: profile {chosen} follows it ({profile} follows "
                         f"{versions_text(PROFILES[profile])})"), file=sys.stderr)
         return chosen
     if not follows(PROFILES[profile], installed):
-        found = ", ".join(f"{component} {version}" for component, version in installed.items())
-        print(printable(f"snaptree: warning: {found} installed, and profile {profile} follows "
+        print(printable(f"snaptree: warning: {installed_text(installed)} installed, and profile {profile} follows "
                         f"{versions_text(PROFILES[profile])}"), file=sys.stderr)
     return profile
 
@@ -561,7 +559,7 @@ def _replay_finding(finding: Finding) -> dict[str, Any]:
             code = cmd_replay(replay_args)
     except (DriverUnavailable, UsageError) as error:
         return {"verdict": "cannot", "installed": "", "detail": str(error)}
-    here = ", ".join(f"{component} {version}" for component, version in installed.items()) or "versions unknown"
+    here = installed_text(installed) or "versions unknown"
     lines = output.getvalue().splitlines()
     first = next((line.strip() for line in lines if line.strip().startswith("first difference")), lines[0] if lines else "")
     seen = finding.seen_on(installed)

@@ -146,7 +146,7 @@ def random_coverage(profile: str, driver: type[Driver], histories: list[list[ops
     bounds = bounds or Bounds()
     graph = explore(profile, depth, bounds, props=frozenset(), graph=True, keep=driver_can(driver))
     letters = {op: at for at, op in enumerate(graph.alphabet)}
-    edges = {(edge.source, graph.alphabet.index(edge.op)) for edge in graph.edges}
+    edges = {(edge.source, letters[edge.op]) for edge in graph.edges}
     taken: set[tuple[int, int]] = set()
     for history in histories:
         m, state = Machine(get_profile(profile), bounds.blocks), 0

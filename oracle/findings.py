@@ -51,16 +51,19 @@ def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
     return target_of(m, op) is m.current
 
 
-def _external_ids(m: Machine) -> set[str]:
-    state = m.extra.get("libvirt-qemu")  # read, never made: a guard must not change the machine
-    return state.external if isinstance(state, QemuDriverState) else set()
+def _qemu_state(m: Machine) -> QemuDriverState:
+    """libvirt-qemu's records of the machine (its files, its qcow2 tables), read and never made:
+    a guard must not change the machine; an empty record where there is none yet."""
+    state = m.extra.get("libvirt-qemu")
+    return state if isinstance(state, QemuDriverState) else QemuDriverState()
 
 
 def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
     """A revert to an internal snapshot in a file that an external snapshot uses as its base:
     the revert applies it to that file in place (the model follows which file is which)."""
-    state = m.extra.get("libvirt-qemu")
-    target = target_of(m, op) if isinstance(op, ops.Revert) and isinstance(state, QemuDriverState) else None
+    if not isinstance(op, ops.Revert):
+        return False
+    target, state = target_of(m, op), _qemu_state(m)
     if target is None or target.id in state.external:
         return False
     return state.file_of.get(target.id, state.live) in state.base_of.values()
@@ -71,7 +74,7 @@ def _external_delete_over_internal_children(m: Machine, op: ops.Operation) -> bo
     external snapshot's overlay, which the delete commits into its base and removes."""
     if not isinstance(op, ops.Delete) or op.flags:
         return False
-    target, external = target_of(m, op), _external_ids(m)
+    target, external = target_of(m, op), _qemu_state(m).external
     return target is not None and target.id in external and any(c.id not in external for c in target.children)
 
 
@@ -80,25 +83,25 @@ def _metadata_only_delete_of_external_parent(m: Machine, op: ops.Operation) -> b
     if not isinstance(op, ops.Delete) or "metadata-only" not in op.flags:
         return False
     target = target_of(m, op)
-    return target is not None and target.id in _external_ids(m) and bool(target.children)
+    return target is not None and target.id in _qemu_state(m).external and bool(target.children)
 
 
 def _revert_to_external_after_unsaved_metadata(m: Machine, op: ops.Operation) -> bool:
     """A revert to an external snapshot while a failed create's qcow2 snapshot, which libvirt
     could not save the metadata of, is all that stands where current was."""
-    state = m.extra.get("libvirt-qemu")
-    target = target_of(m, op) if isinstance(op, ops.Revert) and isinstance(state, QemuDriverState) else None
-    return (target is not None and target.id in state.external and m.current is None
+    if not isinstance(op, ops.Revert) or m.current is not None:
+        return False
+    target, state = target_of(m, op), _qemu_state(m)
+    return (target is not None and target.id in state.external
             and any(entry.snapshot is None for entry in state.qcow2))
 
 
 def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
     """A shut-off domain's internal snapshot under a name its image already has (left by a
     METADATA_ONLY delete): qemu-img adds a second tag, and lookups find the first."""
-    state = m.extra.get("libvirt-qemu")
-    if not (isinstance(op, ops.CreateSnapshot) and isinstance(state, QemuDriverState) and m.power == "shutoff"
-            and "disk-only" not in op.flags and op.name):
+    if not (isinstance(op, ops.CreateSnapshot) and m.power == "shutoff" and "disk-only" not in op.flags and op.name):
         return False
+    state = _qemu_state(m)
     return any(entry.name == op.name and entry.file == state.live for entry in state.qcow2)
 
 

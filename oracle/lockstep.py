@@ -64,14 +64,17 @@ class Lockstep:
         return op
 
     def step(self, op: ops.Operation) -> Step:
-        model_outcome = apply(self.model, op)
         try:
-            result = self.driver.apply(self.to_driver(op))
+            return self._step(op)
         except Exception:
             # a signal's Terminated raised inside a callback from C (libvirt's error handler)
-            # comes out as a SystemError: it is the signal, never the driver's failure
+            # comes out of the driver as a SystemError: it is the signal, never the driver's failure
             lifetime.raise_if_terminating()
             raise
+
+    def _step(self, op: ops.Operation) -> Step:
+        model_outcome = apply(self.model, op)
+        result = self.driver.apply(self.to_driver(op))
         state = observe(self.model)
         step = Step(op, model_outcome, result, state)
         self.history.append(step)

@@ -50,6 +50,11 @@ def versions_text(profile: type[Profile]) -> str:
                      for component, (low, high) in profile.versions.items())
 
 
+def installed_text(installed: dict[str, str]) -> str:
+    """"libvirt 11.3.0, QEMU 10.0.2": the versions a driver found."""
+    return ", ".join(f"{component} {version}" for component, version in installed.items())
+
+
 def profile_for(name: str, installed: dict[str, str]) -> str:
     """The profile of ``name``'s family that follows the installed versions: ``name`` itself
     when it does (or when none does)."""
@@ -61,4 +66,4 @@ def profile_for(name: str, installed: dict[str, str]) -> str:
                  and follows(other, installed)), name)
 
 
-__all__ = ["PROFILES", "Profile", "follows", "get_profile", "profile_for", "version_key", "versions_text"]
+__all__ = ["PROFILES", "Profile", "follows", "get_profile", "installed_text", "profile_for", "version_key", "versions_text"]
