@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from snaptree.model import Machine
-from snaptree.oracle.diff import diff
-from snaptree.oracle.explore import explore
+from snaptree.model.analysis.explore import explore
+from snaptree.model.analysis.profile_diff import diff
 
 TARGET = 50_000
 

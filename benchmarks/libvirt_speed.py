@@ -27,7 +27,7 @@ def make_trace(n: int, seed: int, max_snapshots: int) -> list[ops.Operation]:
     rng = random.Random(seed)
     m = Machine(get_profile("libvirt-test"), 1)
     trace: list[ops.Operation] = [ops.Start()]
-    m.apply(trace[0])
+    m.perform(trace[0])
     serial = 0
     while len(trace) < n:
         alive = list(m.by_name)
@@ -39,7 +39,7 @@ def make_trace(n: int, seed: int, max_snapshots: int) -> list[ops.Operation]:
             op = ops.Revert(rng.choice(alive), flags=rng.choice([(), (), ("paused",), ("running",)]))
         else:
             op = ops.Delete(rng.choice(alive), flags=rng.choice([(), (), (), ("children",), ("children-only",)]))
-        m.apply(op)
+        m.perform(op)
         trace.append(op)
     return trace
 
@@ -48,7 +48,7 @@ def replay_model(trace: list[ops.Operation]) -> tuple[float, dict]:
     m = Machine(get_profile("libvirt-test"), 1)
     started = time.perf_counter()
     for op in trace:
-        m.apply(op)
+        m.perform(op)
     return time.perf_counter() - started, observe(m, views=False)
 
 

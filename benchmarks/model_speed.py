@@ -6,7 +6,7 @@ Four measurements, all printed as aligned text (see benchmarks/README.md):
 
 1. Throughput: a seeded random trace (writes, creates, deletes, reverts; the tree grows to at
    most --max-snapshots) on a 2^24-block disk is generated up front, then replayed through
-   ``Machine.apply`` under the ``esx`` and ``libvirt-test`` profiles.  Only the replay is timed.
+   ``Machine.perform`` under the ``esx`` and ``libvirt-test`` profiles.  Only the replay is timed.
 2. Memory: the same replay under tracemalloc; bytes per live written (snapshot, block) entry.
 3. Delete cost: deleting a middle snapshot, against the size of its delta, the disk size, and
    500 unrelated snapshots with big deltas elsewhere in the tree.
@@ -167,7 +167,7 @@ class DenseBaseline:
     """The naive reference model: every snapshot stores a full copy of the disk as a Python list.
     Create copies the running disk, revert copies the snapshot's disk back, delete just drops the
     snapshot's list (its children already hold full copies).  No rules are checked; it accepts
-    the same operation values as Machine.apply (Write, CreateSnapshot, Revert, Delete with or
+    the same operation values as Machine.perform (Write, CreateSnapshot, Revert, Delete with or
     without remove-children)."""
 
     def __init__(self, blocks: int):
@@ -242,7 +242,7 @@ def timed_replays(profile: str, trace: Trace, repeats: int) -> tuple[list[float]
     times, machine = [], None
     for _ in range(repeats):
         machine = Machine(get_profile(profile), blocks=trace.blocks)
-        times.append(replay(machine.apply, trace.ops))
+        times.append(replay(machine.perform, trace.ops))
     return times, machine
 
 
@@ -250,7 +250,7 @@ def per_kind_us(profile: str, trace: Trace) -> dict[str, tuple[float, float]]:
     """Median and mean microseconds per operation kind, from a separate instrumented pass (timer
     overhead included; a garbage collection lands in the mean of whichever operation set it off)."""
     machine = Machine(get_profile(profile), blocks=trace.blocks)
-    apply, clock = machine.apply, time.perf_counter_ns
+    apply, clock = machine.perform, time.perf_counter_ns
     samples: dict[str, list[int]] = {}
     for op in trace.ops:
         kind = op.tag if not getattr(op, "flags", ()) else f"{op.tag} {' '.join(op.flags)}"
@@ -271,7 +271,7 @@ def memory(profile: str, trace: Trace) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     machine = Machine(get_profile(profile), blocks=trace.blocks)
-    apply = machine.apply
+    apply = machine.perform
     most = 0
     for i, op in enumerate(trace.ops):
         apply(op)
@@ -383,8 +383,8 @@ def delete_setups(bits: Sequence[int], unrelated: int, unrelated_delta: int, rou
             for extra in (False, True):
                 rng = random.Random(f"{seed}:delete:{p}:{b}:{extra}")
                 machine = Machine(get_profile(p), blocks=2**b)
-                tree_for_delete(machine.apply, 2**b, unrelated if extra else 0, unrelated_delta, rng)
-                setups[p, extra, b] = DeleteSetup(machine.apply, 2**b, rng, rounds, keep=machine)
+                tree_for_delete(machine.perform, 2**b, unrelated if extra else 0, unrelated_delta, rng)
+                setups[p, extra, b] = DeleteSetup(machine.perform, 2**b, rng, rounds, keep=machine)
         rng = random.Random(f"{seed}:delete:dense:{b}")
         dense = DenseBaseline(2**b)
         tree_for_delete(dense.apply, 2**b, 0, 0, rng)
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("snaptree model benchmark")
     print(f"  python {platform.python_version()} ({platform.python_implementation()}), "
           f"{os.cpu_count()} CPUs: {cpu_model()}")
-    print(f"  seed {args.seed}{', quick mode' if quick else ''}; only Machine.apply is timed, "
+    print(f"  seed {args.seed}{', quick mode' if quick else ''}; only Machine.perform is timed, "
           "traces are generated beforehand")
     started = last = time.perf_counter()
 
@@ -520,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d_repeats = 7 if quick else 41
     dense_repeats = {10: d_repeats, 16: d_repeats, 24: 2 if quick else 7}
     print("\n3. Cost of one delete of a middle snapshot: base <- mid <- child, both deltas of the given size;")
-    print(f"   median of {d_repeats} deletes through Machine.apply, garbage collector off.  'alone': base is the")
+    print(f"   median of {d_repeats} deletes through Machine.perform, garbage collector off.  'alone': base is the")
     print(f"   only other snapshot; '+{unrelated}': {unrelated} unrelated snapshots of {unrelated_delta:,} "
           "blocks each, half of them")
     print("   above base (its ancestors), half on a sibling branch.  All cells take turns in shuffled order, one")

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from snaptree.model import PROFILES
-from snaptree.oracle.check import check
+from snaptree.oracle import CheckConfig, run_check
 from snaptree.oracle.driver import Result
 from snaptree.oracle.drivers.model import ModelDriver
 from snaptree.oracle.lockstep import Lockstep
@@ -43,7 +43,8 @@ def record(profile: str, examples: int, steps: int, seed: int) -> tuple[list[lis
             return super().apply(op)
 
     started = time.perf_counter()
-    result = check(Recorder, profile, examples=examples, steps=steps, seed=seed, database=None, progress=None)
+    result = run_check(CheckConfig(driver=Recorder, profile=profile, examples=examples, steps=steps, seed=seed,
+                                   database=None), progress=None)
     seconds = time.perf_counter() - started
     assert result.conforms, result.divergence
     return histories, seconds, result.stats.steps

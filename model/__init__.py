@@ -1,6 +1,6 @@
 """snaptree's model: a pure, in-memory simulator of hypervisor snapshot trees.
 
-No I/O, no processes, no import of the oracle.  ``Machine(get_profile("esx")).apply(op)`` is
+No I/O, no processes, no import of the oracle.  ``Machine(get_profile("esx")).perform(op)`` is
 the one step function; ``observe`` is what can be seen of the result.
 """
 

@@ -21,7 +21,7 @@ import copy
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ModelError
 
@@ -30,6 +30,24 @@ if TYPE_CHECKING:
 
 EMPTY = ""  # what a block never written reads
 CLOCK_START = 1269980040  # 2010-03-30 20:14:00 UTC, the day of the seed's discussion
+
+
+@dataclass
+class ProfileState:
+    """What a profile keeps of a machine beyond the tree (``Machine.profile_state``): each profile
+    that needs some subclasses this with a dataclass of plain data (libvirt-qemu's qcow2 tables,
+    live QEMU's VM-state areas, vcsim's stale current snapshot)."""
+
+    def copy(self) -> ProfileState:
+        """An independent copy, for :meth:`Machine.clone`."""
+        return copy.deepcopy(self)
+
+    def key(self) -> tuple:
+        """A comparable, order-independent copy, for :meth:`Machine.fingerprint`."""
+        return frozen(self)
+
+
+StateT = TypeVar("StateT", bound=ProfileState)
 
 
 @dataclass(eq=False)
@@ -76,20 +94,34 @@ class Machine:
         self.serial = 0  # snapshots ever created
         self.images = 0  # memory images ever made
         self.id_counter = 0  # for profiles whose ids are never reused
-        self.extra: dict[str, Any] = {}  # what a profile keeps beyond the tree (libvirt-qemu's qcow2 table)
+        # what the profile keeps beyond the tree: None until the profile first needs some
+        self.profile_state: ProfileState | None = None
 
     # -- the entry point -------------------------------------------------------------------
 
-    def apply(self, op: Any) -> Snapshot | None:
+    def perform(self, op: Any) -> Snapshot | None:
         """Apply one operation under the profile's rules.  Returns the snapshot it created,
         if any; raises ModelError, leaving the state as it was, when the profile refuses."""
         self.clock += 1
         try:
-            return self.profile.apply(self, op)
+            return self.profile.perform(self, op)
         except ModelError as error:
             if error.side_effect is None:
                 self.clock -= 1
             raise
+
+    # -- the profile's own state -------------------------------------------------------------
+
+    def state(self, kind: type[StateT]) -> StateT:
+        """The profile's state, of the profile's own ``kind``, made (empty) on first use."""
+        if self.profile_state is None:
+            self.profile_state = kind()
+        assert isinstance(self.profile_state, kind), f"{self.profile_state!r} is not a {kind.__name__}"
+        return self.profile_state
+
+    def profile_state_key(self) -> tuple:
+        """The profile's state as comparable values; () when it keeps none."""
+        return () if self.profile_state is None else self.profile_state.key()
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -279,7 +311,8 @@ class Machine:
         twin.current = None if self.current is None else copies[id(self.current)]
         shared = overlays.get(id(self.overlay))
         twin.overlay = dict(self.overlay) if shared is None else shared
-        twin.extra = copy.deepcopy(self.extra) if self.extra else {}  # most profiles keep nothing extra
+        # most profiles keep nothing beyond the tree
+        twin.profile_state = None if self.profile_state is None else self.profile_state.copy()
         return twin
 
     def fingerprint(self) -> tuple:
@@ -292,21 +325,20 @@ class Machine:
         return (
             nodes, tuple(r.id for r in self.roots), self.current.id if self.current else None,
             tuple(sorted(self.overlay.items())), self.power, self.ram, self.ram_ran, self.clock,
-            self.serial, self.images, self.id_counter, _frozen(self.extra),
+            self.serial, self.images, self.id_counter, self.profile_state_key(),
         )
 
 
-
-def _frozen(value: Any) -> Any:
+def frozen(value: Any) -> Any:
     """A comparable, order-independent copy of plain data (dicts, sets, lists, dataclasses)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, _frozen(dataclasses.asdict(value)))
+        return (type(value).__name__, frozen(dataclasses.asdict(value)))
     if isinstance(value, dict):
-        return tuple(sorted((repr(k), _frozen(v)) for k, v in value.items()))
+        return tuple(sorted((repr(k), frozen(v)) for k, v in value.items()))
     if isinstance(value, (set, frozenset)):
-        return tuple(sorted(repr(_frozen(v)) for v in value))
+        return tuple(sorted(repr(frozen(v)) for v in value))
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
+        return tuple(frozen(v) for v in value)
     return value
 
 

@@ -1,5 +1,5 @@
 """``snaptree check --plan cover``: a test plan that takes every transition of the bounded state
-graph (``oracle/explore.py``) at least once, run in lockstep on a driver like any check.
+graph (``model/analysis/explore.py``) at least once, run in lockstep on a driver like any check.
 
 The plan is greedy: while a transition is untaken, take the shortest history to its source
 state and the transition itself, then keep walking along untaken transitions out of the state
@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snaptree.model import Machine, ModelError, get_profile, ops
+from snaptree.model.analysis.explore import Bounds, Exploration, canonical_key, explore
 
-from .driver import Driver
-from .explore import Bounds, Exploration, canonical_key, explore
+from .driver import Driver, capabilities_of
 from .lockstep import Divergence, Lockstep
 from .shrink import ShrinkStats, shrink
 
 
 @dataclass
-class Plan:
+class CoverPlan:
     exploration: Exploration
     histories: list[list[ops.Operation]]
     # per history, the transitions (source state, letter index) it takes, in order
@@ -36,7 +36,7 @@ class Plan:
 
 @dataclass
 class CoverResult:
-    plan: Plan
+    plan: CoverPlan
     covered: set[tuple[int, int]] = field(default_factory=set)
     histories_run: int = 0
     steps: int = 0
@@ -45,19 +45,8 @@ class CoverResult:
     seconds: float = 0.0
 
 
-def driver_can(driver: type[Driver]) -> Any:
-    """Whether the driver can perform an operation of the alphabet, with its flags and values."""
-    def keep(op: ops.Operation) -> bool:
-        if op.tag not in driver.operations:
-            return False
-        if isinstance(op, ops.Write) and op.value not in driver.values:
-            return False
-        return set(getattr(op, "flags", ())) <= set(driver.flags.get(op.tag, ()))
-    return keep
-
-
-def cover_plan(profile: str, depth: int, driver: type[Driver], bounds: Bounds | None = None) -> Plan:
-    result = explore(profile, depth, bounds or Bounds(), graph=True, keep=driver_can(driver))
+def cover_plan(profile: str, depth: int, driver: type[Driver], bounds: Bounds | None = None) -> CoverPlan:
+    result = explore(profile, depth, bounds or Bounds(), graph=True, keep=capabilities_of(driver).draws)
     out: dict[int, dict[int, int]] = {}  # state -> letter index -> next state
     for edge in result.edges:
         out.setdefault(edge.source, {})[result.alphabet.index(edge.op)] = edge.target
@@ -83,7 +72,7 @@ def cover_plan(profile: str, depth: int, driver: type[Driver], bounds: Bounds | 
         untaken.difference_update(path)
         takes.append(path)
         histories.append([result.alphabet[a] for _, a in path])
-    return Plan(result, histories, takes)
+    return CoverPlan(result, histories, takes)
 
 
 def run_cover(driver_class: type[Driver], profile: str, depth: int, blocks: int, options: dict[str, Any],
@@ -144,7 +133,7 @@ def random_coverage(profile: str, driver: type[Driver], histories: list[list[ops
     as it stays inside the bounds (its operations in the graph's alphabet, its states in the
     graph), and count the distinct transitions it took."""
     bounds = bounds or Bounds()
-    graph = explore(profile, depth, bounds, props=frozenset(), graph=True, keep=driver_can(driver))
+    graph = explore(profile, depth, bounds, props=frozenset(), graph=True, keep=capabilities_of(driver).draws)
     letters = {op: at for at, op in enumerate(graph.alphabet)}
     edges = {(edge.source, letters[edge.op]) for edge in graph.edges}
     taken: set[tuple[int, int]] = set()
@@ -156,7 +145,7 @@ def random_coverage(profile: str, driver: type[Driver], histories: list[list[ops
                 break
             taken.add((state, at))
             with contextlib.suppress(ModelError):  # a refusal leaves the state as it was
-                m.apply(op)
+                m.perform(op)
             following = graph.keys.get(canonical_key(m, graph.clock))
             if following is None:
                 break

@@ -62,8 +62,53 @@ class Result:
         return "ok" if self.ok else f"{self.kind}: {self.message}"
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver declares it can do, asked in one place by the generator, the cover plan,
+    `replay` and the CLI (``Driver.capabilities()``)."""
+
+    operations: frozenset[str]
+    flags: dict[str, frozenset[str]]
+    by_id: frozenset[str]  # the operation tags that can address a snapshot by its id
+    memory_choice: bool
+    values: tuple[str, ...]
+    observes: frozenset[str]
+
+    def performs(self, tag: str) -> bool:
+        return tag in self.operations
+
+    def flags_for(self, tag: str) -> frozenset[str]:
+        return self.flags.get(tag, frozenset())
+
+    def has_flags(self) -> bool:
+        return any(self.flags.values())
+
+    def addresses_by_id(self, tag: str | None = None) -> bool:
+        """Whether ``tag`` (or, with None, any operation) can address a snapshot by its id."""
+        return bool(self.by_id) if tag is None else tag in self.by_id
+
+    def cannot_perform(self, op: ops.Operation) -> str | None:
+        """Why the driver cannot perform ``op`` as given (what a check never draws for it), or None."""
+        if op.tag not in self.operations:
+            return f"it does not perform {op.tag}"
+        unknown = [flag for flag in getattr(op, "flags", ()) if flag not in self.flags_for(op.tag)]
+        if unknown:
+            return f"it does not pass {' '.join(unknown)} to {op.tag}"
+        if isinstance(op, (ops.Revert, ops.Delete)) and op.id is not None and not self.addresses_by_id(op.tag):
+            return f"it does not address a snapshot by id in {op.tag}"
+        if isinstance(op, ops.CreateSnapshot) and op.memory is not None and not self.memory_choice:
+            return "it cannot choose between a memory and a disk-only snapshot"
+        return None
+
+    def draws(self, op: ops.Operation) -> bool:
+        """Whether a test plan may draw ``op`` for this driver: one it can perform, writing one
+        of the values it declares (a replay writes any value)."""
+        return self.cannot_perform(op) is None and (not isinstance(op, ops.Write) or op.value in self.values)
+
+
 class Driver(ABC):
-    """Subclass this for a real system.  Class attributes declare what it can do."""
+    """Subclass this for a real system.  Class attributes declare what it can do; the oracle
+    reads them through ``capabilities()``."""
 
     name: ClassVar[str]  # how `snaptree check --driver NAME` finds it
     description: ClassVar[str] = ""
@@ -85,6 +130,10 @@ class Driver(ABC):
             raise DriverUnavailable(f"driver '{self.name}' follows {', '.join(self.profiles)}, not '{chosen}'")
         self.profile = chosen
         self.options = options
+
+    def capabilities(self) -> Capabilities:
+        """What this driver, set for its profile and options, can do."""
+        return capabilities_of(self)
 
     @classmethod
     def default_profile(cls, options: dict[str, Any]) -> str:
@@ -124,3 +173,13 @@ class Driver(ABC):
 
     def close(self) -> None:  # noqa: B027
         """Called once after the last example: end anything kept across examples."""
+
+
+def capabilities_of(driver: Driver | type[Driver]) -> Capabilities:
+    """A driver's declarations as one object; for a class, what it declares before a profile
+    or options set anything (a driver may narrow or widen them per profile in ``__init__``)."""
+    declared = driver.by_id
+    by_id = declared if not isinstance(declared, bool) else (
+        frozenset({"revert", "delete"}) if declared else frozenset())
+    return Capabilities(frozenset(driver.operations), {tag: frozenset(f) for tag, f in driver.flags.items()},
+                        frozenset(by_id), driver.memory_choice, tuple(driver.values), frozenset(driver.observes))

@@ -16,10 +16,10 @@ from functools import cache
 
 from snaptree.model import Machine, ops
 from snaptree.model.profiles import PROFILES, follows, version_key
-from snaptree.model.profiles.libvirt import QemuDriverState
-from snaptree.model.scenario import parse_xml
+from snaptree.model.profiles.libvirt_qemu import QemuDriverState
 
-from . import scenario_files
+from . import scenario_format
+from .scenario_format import parse_xml
 from .situations import target_of
 
 
@@ -54,7 +54,7 @@ def _delete_current_root(m: Machine, op: ops.Operation) -> bool:
 def _qemu_state(m: Machine) -> QemuDriverState:
     """libvirt-qemu's records of the machine (its files, its qcow2 tables), read and never made:
     a guard must not change the machine; an empty record where there is none yet."""
-    state = m.extra.get("libvirt-qemu")
+    state = m.profile_state
     return state if isinstance(state, QemuDriverState) else QemuDriverState()
 
 
@@ -146,7 +146,7 @@ class Finding:
 
 @cache
 def findings() -> tuple[Finding, ...]:
-    folder = scenario_files.library().joinpath("findings")
+    folder = scenario_format.library().joinpath("findings")
     found = []
     for entry in sorted(folder.iterdir(), key=lambda f: f.name) if folder.is_dir() else []:
         if entry.name.endswith(".xml"):

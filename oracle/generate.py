@@ -90,7 +90,7 @@ class HistoryGenerator:
 
     def __init__(self, driver: Driver, model: Machine, guards: Sequence[Guard] = (),
                  excluded: Counter[str] | None = None):
-        self.driver = driver
+        self.capabilities = driver.capabilities()
         self.model = model
         self.guards = guards  # known findings' guards: what they match is never drawn
         self.excluded = Counter() if excluded is None else excluded  # candidates each guard left out
@@ -101,18 +101,17 @@ class HistoryGenerator:
 
     def can(self, tag: str) -> bool:
         """Operations the driver or the profile cannot perform at all are never drawn."""
-        return tag in self.driver.operations and self.profile.supports(tag)
+        return self.capabilities.performs(tag) and self.profile.supports(tag)
 
     def draw_mix(self, data: st.DataObject) -> None:
-        by_id = self.driver.by_id is True or (not isinstance(self.driver.by_id, bool) and bool(self.driver.by_id))
         self.mix = Mix(
             writes=one_of(data, (2.0, 1.0, 3.5), "mix: writes") if self.can("write") else 0.0,
             power=one_of(data, (0.7, 0.0, 1.5), "mix: power") if self.power_tags else 0.0,
-            flags=one_of(data, (0.0, 0.3, 0.6), "mix: flags") if any(self.driver.flags.values()) else 0.0,
-            by_id=one_of(data, (0.0, 0.3), "mix: by id") if by_id else 0.0,
+            flags=one_of(data, (0.0, 0.3, 0.6), "mix: flags") if self.capabilities.has_flags() else 0.0,
+            by_id=one_of(data, (0.0, 0.3), "mix: by id") if self.capabilities.addresses_by_id() else 0.0,
             awkward=one_of(data, (0.0, 0.0, 0.0, 0.3), "mix: awkward names"),
             unnamed=one_of(data, (0.0, 0.1), "mix: unnamed"),
-            descriptions=one_of(data, (0.0, 0.5), "mix: descriptions") if "description" in self.driver.observes
+            descriptions=one_of(data, (0.0, 0.5), "mix: descriptions") if "description" in self.capabilities.observes
             else 0.0,
             names=one_of(data, (len(PLAIN_NAMES), 2), "mix: names"),
         )
@@ -142,7 +141,7 @@ class HistoryGenerator:
     def refused(self, op: ops.Operation) -> bool:
         """Whether the model refuses ``op`` now (tried on a copy; the model itself is untouched)."""
         try:
-            self.model.clone().apply(op)
+            self.model.clone().perform(op)
         except ModelError:
             return True
         return False
@@ -182,7 +181,7 @@ class HistoryGenerator:
         hot = min(2, self.model.blocks)
         block = (one_of(data, range(hot), "hot block") if chance(data, 0.8, "hot")
                  else one_of(data, range(self.model.blocks), "block"))
-        values = self.driver.values[1:] or self.driver.values
+        values = self.capabilities.values[1:] or self.capabilities.values
         return ops.Write(block, one_of(data, values, "value"))
 
     def power(self, data: st.DataObject, wild: bool) -> ops.Operation:
@@ -192,7 +191,7 @@ class HistoryGenerator:
         return POWER_OPS[one_of(data, tags, "power")]()
 
     def flags(self, data: st.DataObject, tag: str, wild: bool, wanted: frozenset[str] = frozenset()) -> tuple[str, ...]:
-        available = sorted(self.driver.flags.get(tag, ()))
+        available = sorted(self.capabilities.flags_for(tag))
         if not available:
             return ()
         preferred = sorted(wanted & set(available))
@@ -229,7 +228,7 @@ class HistoryGenerator:
         else:
             name = one_of(data, PLAIN_NAMES[:self.mix.names], "name")
         memory = (pick(data, [(None, 3.0), (True, 1.0), (False, 1.0)], "memory")
-                  if self.driver.memory_choice else None)
+                  if self.capabilities.memory_choice else None)
         description = (one_of(data, DESCRIPTIONS, "description")
                        if chance(data, self.mix.descriptions, "described") else "")
         if name is not None:
@@ -269,7 +268,7 @@ class HistoryGenerator:
             ("order-dependent name", self.order_dependent_names(), 3.0),
             ("any", snaps, 0.5),
         ]
-        subtree_flags = frozenset(self.driver.flags.get("delete", ())) & SUBTREE_FLAGS
+        subtree_flags = self.capabilities.flags_for("delete") & SUBTREE_FLAGS
         if subtree_flags:
             shapes.append(("subtree holding current", holding_current, 1.5))
             shapes.append(("deep subtree", [s for s in snaps if any(c.children for c in s.children)], 1.5))
@@ -311,8 +310,7 @@ class HistoryGenerator:
     def address(self, data: st.DataObject, target: Snapshot, tag: str) -> dict[str, str | None]:
         """By name, as a user types it (the profile's lookup decides which same-named one it
         finds); sometimes by id, where the driver can address snapshots so."""
-        by_id = self.driver.by_id is True or (not isinstance(self.driver.by_id, bool) and tag in self.driver.by_id)
-        if by_id and chance(data, self.mix.by_id, "by id"):
+        if self.capabilities.addresses_by_id(tag) and chance(data, self.mix.by_id, "by id"):
             return {"ref": None, "id": target.id}
         return {"ref": target.name, "id": None}
 

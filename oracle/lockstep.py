@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from snaptree.model import Machine, get_profile, observe, ops
-from snaptree.model.scenario import Outcome, apply
+from snaptree.model.step import Outcome
+from snaptree.model.step import step as model_step
 
 from . import lifetime
-from .compare import Correspondence, Difference, compare_outcome, compare_states
+from .differences import Correspondence, Difference, outcome_difference, state_differences
 from .driver import Driver, Result
 
 
 @dataclass
-class Step:
+class LockstepStep:
     op: ops.Operation  # as the model got it (names and ids in the model's terms)
     model: Outcome
     driver: Result
@@ -27,7 +28,7 @@ class Step:
 class Divergence(AssertionError):
     """The driver and the model part ways at the last step of ``history``."""
 
-    def __init__(self, history: Sequence[Step], differences: list[Difference], driver_state: dict[str, Any] | None):
+    def __init__(self, history: Sequence[LockstepStep], differences: list[Difference], driver_state: dict[str, Any] | None):
         self.history = list(history)
         self.differences = differences
         self.driver_state = driver_state
@@ -46,7 +47,7 @@ class Lockstep:
         self.model = Machine(get_profile(driver.profile), blocks)
         self.blocks = blocks
         self.match = Correspondence()
-        self.history: list[Step] = []
+        self.history: list[LockstepStep] = []
 
     def __enter__(self) -> Lockstep:
         self.driver.setup(self.blocks)
@@ -63,7 +64,7 @@ class Lockstep:
                 id=None if op.id is None else self.match.driver_id(op.id))
         return op
 
-    def step(self, op: ops.Operation) -> Step:
+    def step(self, op: ops.Operation) -> LockstepStep:
         try:
             return self._step(op)
         except Exception:
@@ -72,13 +73,13 @@ class Lockstep:
             lifetime.raise_if_terminating()
             raise
 
-    def _step(self, op: ops.Operation) -> Step:
-        model_outcome = apply(self.model, op)
+    def _step(self, op: ops.Operation) -> LockstepStep:
+        model_outcome = model_step(self.model, op)
         result = self.driver.apply(self.to_driver(op))
         state = observe(self.model)
-        step = Step(op, model_outcome, result, state)
+        step = LockstepStep(op, model_outcome, result, state)
         self.history.append(step)
-        difference = compare_outcome(model_outcome.ok, model_outcome.kind, result.ok, result.kind)
+        difference = outcome_difference(model_outcome.ok, model_outcome.kind, result.ok, result.kind)
         new_id, new_name = model_outcome.created_id, model_outcome.created_name
         if difference is None and new_id is not None and new_name is not None:
             # an unnamed snapshot's name (libvirt's epoch second, HMP's date) is the system's clock,
@@ -96,7 +97,7 @@ class Lockstep:
         if difference is not None:
             raise Divergence(self.history, [difference], None)
         driver_state = self.driver.observe()
-        differences = compare_states(state, driver_state, self.driver.observes, self.match,
+        differences = state_differences(state, driver_state, self.driver.observes, self.match,
                                      self.model.profile.sibling_order)
         if differences:
             raise Divergence(self.history, differences, driver_state)

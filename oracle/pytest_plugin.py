@@ -4,18 +4,20 @@ per shard, so that pytest's own machinery runs them: ``-n N`` (pytest-xdist) on 
 
     pytest --snaptree-driver qemu-hmp --snaptree-examples 400 --snaptree-shards 8 --snaptree-seed 1 -n 2
 
-Each shard calls the same ``check()`` as `snaptree check --shard K/N`: its share of the
+Each shard calls the same ``run_check()`` as `snaptree check --shard K/N`: its share of the
 examples, its own seed, its own driver object and real component.  ``--snaptree-shard K/N``
 collects only shard K (one runner of N, on another machine).  Without ``--snaptree-driver``
 the plugin adds nothing."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .checker.config import CheckConfig
 
 OPTIONS = ("uri", "url", "vm", "insecure")  # --snaptree-option KEY=VALUE, as the check command's options
 
@@ -38,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--snaptree-out", metavar="DIR", default="snaptree-out", help="where counterexamples go")
 
 
-class Plan:
+class ShardedCheck:
     """What --snaptree-* asked for, checked once before collection."""
 
     def __init__(self, config: pytest.Config):
@@ -82,19 +84,22 @@ class Plan:
         self.profile: str | None = get("snaptree_profile")
         self.label = f"{cls.name}/{self.profile or cls.default_profile(self.options)}"
 
-    def namespace(self) -> argparse.Namespace:
-        """The check command's arguments, to resolve the driver the same way."""
-        return argparse.Namespace(driver=self.spec, profile=self.profile, uri=self.options.get("uri"),
-                                  url=self.options.get("url"), vm=self.options.get("vm"),
-                                  insecure=self.options.get("insecure", False))
+    def config(self, shard: int) -> CheckConfig:
+        """Shard ``shard``'s check, as `snaptree check --shard K/N` would run it."""
+        from . import CheckConfig
+
+        return CheckConfig(driver=self.spec, profile=self.profile, options={k: v for k, v in self.options.items() if v},
+                           examples=self.examples,
+                           steps=self.steps, blocks=self.blocks, seed=self.seed, database=self.database, out=self.out,
+                           shard=(shard, self.total))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("snaptree_driver"):
-        config.stash[PLAN] = Plan(config)
+        config.stash[PLAN] = ShardedCheck(config)
 
 
-PLAN = pytest.StashKey[Plan]()
+PLAN = pytest.StashKey[ShardedCheck]()
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
@@ -114,25 +119,22 @@ class Diverged(Exception):
 
 
 class ShardItem(pytest.Item):
-    def __init__(self, *, plan: Plan, shard: int, **kwargs: Any):
+    def __init__(self, *, plan: ShardedCheck, shard: int, **kwargs: Any):
         super().__init__(**kwargs)
         self.plan, self.shard = plan, shard
 
     def runtest(self) -> None:
-        from .check import check, divergence_report
-        from .cli import UsageError, _driver_class
-        from .driver import DriverUnavailable, EnvironmentFailure
-        from .shards import shard_examples, shard_seed
+        from . import DriverUnavailable, EnvironmentFailure, UsageError, divergence_report, resolve_driver, run_check
+        from .shards import shard_seed
 
         plan, k, n = self.plan, self.shard, self.plan.total
         seed = shard_seed(plan.seed, k, n)
         try:
-            cls, profile, options = _driver_class(plan.namespace())
-            result = check(cls, profile, examples=shard_examples(plan.examples, k, n), steps=plan.steps,
-                           blocks=plan.blocks, seed=seed, database=plan.database, out=plan.out, progress=None,
-                           options=options, spec=plan.spec)
+            resolved = resolve_driver(plan.spec, plan.profile, plan.options)
+            result = run_check(plan.config(k), resolved, progress=None)
         except (UsageError, DriverUnavailable, EnvironmentFailure) as error:
             pytest.fail(f"snaptree: {error}", pytrace=False)  # a missing component fails, as in the project's tests
+        cls, profile = resolved.cls, resolved.profile
         s = result.stats
         self.user_properties += [("examples", s.examples), ("steps", s.steps), ("seed", str(seed)),
                                  ("steps_per_second", round(s.steps / max(s.seconds, 1e-9)))]

@@ -7,7 +7,7 @@ from typing import Any
 
 from snaptree.model import notation, ops
 from snaptree.model.escape import printable
-from snaptree.model.scenario import Run, StepResult
+from snaptree.model.run import Run, StepResult
 
 PASS, FAIL = "✓", "✗"
 

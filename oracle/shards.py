@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from .check import CheckResult, Stats
+from .checker.results import CheckResult, Stats
 from .cover import random_coverage
 from .driver import Driver
 from .findings import Finding, Guard

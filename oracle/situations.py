@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from snaptree.model import Machine, ModelError, ops
 from snaptree.model.machine import Snapshot
 from snaptree.model.profiles.base import Profile
-from snaptree.model.scenario import Outcome
+from snaptree.model.step import Outcome
 
 SUBTREE_FLAGS = frozenset({"children", "children-only", "remove-children", "and-all-children"})
 

@@ -1,5 +1,6 @@
 """`snaptree check --workers N`: the shards of a check as processes of snaptree itself, N at
-a time.  A worker is a whole `snaptree check --shard K/N`, with its own signal handling,
+a time.  A worker (``python -m snaptree.oracle.workers CONFIG RESULT``) receives its shard's
+``CheckConfig`` as a pickle and runs it as any check does, with its own signal handling,
 scratch directories and real components (named after its own pid), so the run's lifetime
 rules hold in each; it sends its result back as a pickle in the run's own scratch directory.
 
@@ -16,14 +17,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from snaptree.model.escape import printable
+
 from . import lifetime
-from .check import CheckResult
-from .driver import EnvironmentFailure
+from .checker.config import CheckConfig
+from .checker.results import CheckResult
+from .driver import DriverUnavailable, EnvironmentFailure
+from .errors import UsageError
 
 STOP_TIMEOUT = 60  # seconds a worker has to clean up after the run's signal, then SIGKILL
 
@@ -36,10 +41,9 @@ class Worker:
     stderr: Path
 
 
-def run_shards(argv_for: Callable[[int, Path], list[str]], shards: int, workers: int,
-               progress: IO[str] | None = None) -> list[CheckResult]:
-    """Run shards 1..``shards``, ``workers`` at a time; ``argv_for(k, result_file)`` is shard
-    k's `snaptree` arguments.  Returns their results in shard order."""
+def run_shards(config: CheckConfig, shards: int, workers: int, progress: IO[str] | None = None) -> list[CheckResult]:
+    """Run shards 1..``shards`` of ``config``, ``workers`` at a time.  Returns their results in
+    shard order."""
     space = lifetime.workspace("check")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the same imports as here
     pending = list(range(1, shards + 1))
@@ -51,8 +55,11 @@ def run_shards(argv_for: Callable[[int, Path], list[str]], shards: int, workers:
             while pending and len(running) < workers:
                 k = pending.pop(0)
                 result, stderr = space.file(f"shard-{k}.pickle"), space.file(f"shard-{k}.stderr")
+                given = space.file(f"shard-{k}.config")
+                with open(given, "wb") as file:
+                    pickle.dump(replace(config, shard=(k, shards)), file)
                 with open(stderr, "wb") as err:
-                    proc = subprocess.Popen([sys.executable, "-m", "snaptree.oracle.cli", *argv_for(k, result)],
+                    proc = subprocess.Popen([sys.executable, "-m", "snaptree.oracle.workers", str(given), str(result)],
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env,
                                             preexec_fn=lambda: lifetime.die_with_parent(signal.SIGTERM))
                 running.append(Worker(k, proc, result, stderr))
@@ -111,3 +118,28 @@ def save_result(result: CheckResult, path: str) -> None:
     with open(tmp, "wb") as file:
         pickle.dump(result, file)
     tmp.replace(path)
+
+
+def worker_main(argv: Sequence[str]) -> int:
+    """One shard: 0 or 1 with its result saved, else one line on stderr and exit 2 (or 128 +
+    the signal that ended it), as `snaptree check` would."""
+    from .checker.run import run_check
+
+    config_path, result_path = argv
+    with open(config_path, "rb") as file:
+        config: CheckConfig = pickle.load(file)
+    try:
+        with lifetime.signals_handled():
+            result = run_check(config, progress=None)
+            save_result(result, result_path)
+        return 0 if result.conforms else 1
+    except (UsageError, DriverUnavailable, EnvironmentFailure) as error:
+        print(f"snaptree: {printable(str(error))}", file=sys.stderr)
+        return 2
+    except lifetime.Terminated as signalled:
+        print(f"snaptree: {signalled}", file=sys.stderr)
+        return signalled.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))

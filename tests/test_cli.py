@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from snaptree.model import PROFILES
-from snaptree.oracle import cli, scenario_files
+from snaptree.oracle import cli, scenario_format
 
 SECRET = "TOPSECRET-snaptree-7f3a"
 
@@ -83,7 +83,7 @@ def test_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert list(data["profiles"]) == ["esx", "vbox"]
-    assert data["file"] == scenario_files.SEED_EXAMPLE
+    assert data["file"] == scenario_format.SEED_EXAMPLE
     # §3: VirtualBox refuses to delete B, which has two children
     last = data["profiles"]["vbox"]["steps"][-1]
     assert last["op"] == "delete" and last["ok"] is False and last["error"]["kind"] == "has-children"
@@ -99,7 +99,7 @@ def test_compare_unknown_profile(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_shipped_library_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "run", "-q")
-    shipped = scenario_files.embedded()
+    shipped = scenario_format.embedded()
     assert len(shipped) >= 1
     assert code == 0, out + err
     assert out.splitlines()[-1] == f"{len(shipped)} passed, 0 failed"
@@ -107,7 +107,7 @@ def test_run_shipped_library_passes(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_run_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     """The documented shape (model/observe.py, oracle/render.py)."""
-    code, out, _ = run_cli(capsys, "run", scenario_files.SEED_EXAMPLE, "--format", "json")
+    code, out, _ = run_cli(capsys, "run", scenario_format.SEED_EXAMPLE, "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert isinstance(data, list) and len(data) == 1
@@ -212,13 +212,13 @@ def test_unknown_profile_in_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_unknown_profile_option(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "run", scenario_files.SEED_EXAMPLE, "--profile", "hyperv")
+    code, out, err = run_cli(capsys, "run", scenario_format.SEED_EXAMPLE, "--profile", "hyperv")
     assert "unknown profile 'hyperv'" in assert_one_line_error(code, err, out)
 
 
 @pytest.mark.parametrize("command", ["check", "replay"])
 def test_uri_for_a_driver_that_takes_none(capsys: pytest.CaptureFixture[str], command: str) -> None:
-    where = [scenario_files.SEED_EXAMPLE] if command == "replay" else []
+    where = [scenario_format.SEED_EXAMPLE] if command == "replay" else []
     code, out, err = run_cli(capsys, command, *where, "--driver", "model", "--profile", "esx", "--uri", "test:///default")
     assert "driver 'model' takes no --uri" in assert_one_line_error(code, err, out)
 
@@ -287,7 +287,7 @@ def test_dtd_and_entities_are_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
 # -- show -----------------------------------------------------------------------------------
 
 def test_show_dot_prints_a_digraph(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "show", scenario_files.SEED_EXAMPLE, "--format", "dot")
+    code, out, err = run_cli(capsys, "show", scenario_format.SEED_EXAMPLE, "--format", "dot")
     assert code == 0 and err == ""
     assert out.startswith("digraph ") and out.rstrip().endswith("}")
     for name in ("A", "C", "D", "current", "base"):
@@ -297,14 +297,14 @@ def test_show_dot_prints_a_digraph(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_show_text_at_a_step(capsys: pytest.CaptureFixture[str]) -> None:
     """The seed's notation (semantics.md intro): arrows from child to parent, numbered overlays."""
-    code, out, _ = run_cli(capsys, "show", scenario_files.SEED_EXAMPLE, "--step", "0")
+    code, out, _ = run_cli(capsys, "show", scenario_format.SEED_EXAMPLE, "--step", "0")
     assert code == 0 and out.strip() == "base <--1-- current"
-    code, out, _ = run_cli(capsys, "show", scenario_files.SEED_EXAMPLE, "--step", "5")
+    code, out, _ = run_cli(capsys, "show", scenario_format.SEED_EXAMPLE, "--step", "5")
     assert code == 0 and out.strip() == "base <--1-- A <--2-- B <--3-- current"
 
 
 def test_show_step_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "show", scenario_files.SEED_EXAMPLE, "--step", "999")
+    code, out, err = run_cli(capsys, "show", scenario_format.SEED_EXAMPLE, "--step", "999")
     assert "out of range" in assert_one_line_error(code, err, out)
 
 

@@ -15,16 +15,19 @@ import pytest
 from lxml import etree
 
 from snaptree.model import Machine, ModelError, get_profile, observe, ops
-from snaptree.oracle.check import check
 from snaptree.oracle.driver import DriverUnavailable
-from snaptree.oracle.drivers import libvirt as lv
+from snaptree.oracle.drivers.libvirt import LibvirtDriver
+from snaptree.oracle.drivers.libvirt.domain_xml import parse_snapshot
+from snaptree.oracle.drivers.libvirt.session import INSTALL, error_kind, libvirt
 from snaptree.oracle.libvirt_xml import create_xml, snapshot_xml, virsh_tree
+
+from .checks import check
 
 SCHEMA = Path("/usr/share/libvirt/schemas/domainsnapshot.rng")
 
 
 def require_libvirt() -> None:
-    problem = lv.LibvirtDriver.availability()
+    problem = LibvirtDriver.availability()
     if problem:
         pytest.fail(problem)
 
@@ -33,7 +36,7 @@ def require_qemu() -> None:
     require_libvirt()
     for program in ("qemu-system-x86_64", "qemu-img", "qemu-io"):
         if shutil.which(program) is None:
-            pytest.fail(f"{program} not found: {lv.INSTALL}")
+            pytest.fail(f"{program} not found: {INSTALL}")
 
 
 def leftovers() -> list[str]:
@@ -48,7 +51,7 @@ def leftovers() -> list[str]:
 
 def test_test_driver_conforms_seed_2() -> None:
     require_libvirt()
-    result = check(lv.LibvirtDriver, "libvirt-test", examples=50, steps=20, seed=2, database=None, progress=None,
+    result = check(LibvirtDriver, "libvirt-test", examples=50, steps=20, seed=2, database=None, progress=None,
                    options={"uri": "test:///default"})
     assert result.divergence is None, str(result.divergence)
     assert result.stats.examples >= 50 and result.stats.operations["snapshot"] > 0
@@ -58,7 +61,7 @@ def test_embedded_qemu_driver_conforms_seed_2() -> None:
     require_qemu()
     before = set(leftovers())
     started = time.monotonic()
-    result = check(lv.LibvirtDriver, "libvirt-qemu", examples=15, steps=20, seed=2, database=None, progress=None)
+    result = check(LibvirtDriver, "libvirt-qemu", examples=15, steps=20, seed=2, database=None, progress=None)
     seconds = time.monotonic() - started
     assert result.divergence is None, str(result.divergence)
     assert result.stats.examples >= 15 and result.stats.operations["write"] > 0
@@ -70,7 +73,7 @@ def test_embedded_qemu_phantom_snapshot_is_libvirt_9_0_behaviour() -> None:
     """A '"' in a name breaks HMP savevm; libvirt 9.0 lists the snapshot anyway, QEMU has no
     data for it, and a revert to it fails and shuts the domain off (as the profile models)."""
     require_qemu()
-    driver = lv.LibvirtDriver("libvirt-qemu")
+    driver = LibvirtDriver("libvirt-qemu")
     driver.setup(4)
     try:
         assert driver.apply(ops.Start()).ok
@@ -93,7 +96,7 @@ def test_embedded_qemu_revert_past_an_external_snapshot_rewrites_its_base() -> N
     taken before an external one in the external snapshot's base file, so the external snapshot
     (and every later point in time) reads differently afterwards; the model keeps them intact."""
     require_qemu()
-    driver = lv.LibvirtDriver("libvirt-qemu")
+    driver = LibvirtDriver("libvirt-qemu")
     driver.setup(4)
     try:
         for op in (ops.Start(), ops.Write(0, "a"), ops.CreateSnapshot("A"), ops.Write(1, "b"),
@@ -111,24 +114,24 @@ def test_embedded_qemu_revert_past_an_external_snapshot_rewrites_its_base() -> N
 
 def test_uri_chooses_and_must_fit_the_profile() -> None:
     require_libvirt()
-    assert lv.LibvirtDriver.default_profile({"uri": "test:///default"}) == "libvirt-test"
-    assert lv.LibvirtDriver.default_profile({"uri": "qemu:///embed?root=/tmp/x"}) == "libvirt-qemu"
-    assert lv.LibvirtDriver(uri="qemu:///embed?root=/tmp/x").profile == "libvirt-qemu"
+    assert LibvirtDriver.default_profile({"uri": "test:///default"}) == "libvirt-test"
+    assert LibvirtDriver.default_profile({"uri": "qemu:///embed?root=/tmp/x"}) == "libvirt-qemu"
+    assert LibvirtDriver(uri="qemu:///embed?root=/tmp/x").profile == "libvirt-qemu"
     with pytest.raises(DriverUnavailable, match="does not fit profile libvirt-test"):
-        lv.LibvirtDriver("libvirt-test", uri="qemu:///embed?root=/tmp/x")
+        LibvirtDriver("libvirt-test", uri="qemu:///embed?root=/tmp/x")
     with pytest.raises(DriverUnavailable, match="does not fit profile libvirt-qemu"):
-        lv.LibvirtDriver("libvirt-qemu", uri="test:///default")
+        LibvirtDriver("libvirt-qemu", uri="test:///default")
 
 
 def test_versions_name_libvirt_and_the_embedded_drivers_qemu() -> None:
     require_libvirt()
     require_qemu()
-    library = lv.libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
+    library = libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
     dotted = f"{library // 1_000_000}.{library // 1_000 % 1_000}.{library % 1_000}"
-    assert lv.LibvirtDriver.installed_versions({"uri": "test:///default"}) == {"libvirt": dotted}
+    assert LibvirtDriver.installed_versions({"uri": "test:///default"}) == {"libvirt": dotted}
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split()[3]
     for options in ({"uri": "qemu:///embed?root=/tmp/x"}, {"profile": "libvirt-qemu"}):
-        assert lv.LibvirtDriver.installed_versions(options) == {"libvirt": dotted, "QEMU": qemu}
+        assert LibvirtDriver.installed_versions(options) == {"libvirt": dotted, "QEMU": qemu}
 
 
 @pytest.mark.parametrize("code, message, kind", [
@@ -143,7 +146,7 @@ def test_versions_name_libvirt_and_the_embedded_drivers_qemu() -> None:
     (1, "internal error: something new", "libvirt-error-1"),
 ])
 def test_error_kinds(code: int, message: str, kind: str) -> None:
-    assert lv.error_kind(code, message) == kind
+    assert error_kind(code, message) == kind
 
 
 def test_parse_snapshot_reads_libvirts_xml() -> None:
@@ -151,7 +154,7 @@ def test_parse_snapshot_reads_libvirts_xml() -> None:
       <parent><name>A</name></parent><creationTime>1</creationTime><memory snapshot='internal'/>
       <domain type='qemu'><devices><disk><source file='/x/disk.qcow2'/></disk></devices></domain>
     </domainsnapshot>"""
-    record = lv.parse_snapshot(text)
+    record = parse_snapshot(text)
     assert record == {"name": "B", "id": "B", "parent": "A", "children": [], "memory": True, "memory_image": None,
                       "state": "paused", "description": "d", "file": "/x/disk.qcow2", "external": False}
 
@@ -180,7 +183,7 @@ def test_snapshot_xml_validates_for_every_state(schema: etree.RelaxNG, profile: 
     for op in (ops.CreateSnapshot("off", description="first <one>"), ops.Start(), ops.CreateSnapshot("on"),
                ops.Pause(), ops.CreateSnapshot("paused"), ops.Suspend(), ops.CreateSnapshot("saved")):
         with contextlib.suppress(ModelError):  # a profile may refuse some; the others still make records
-            m.apply(op)
+            m.perform(op)
     seen = observe(m)
     assert seen["snapshots"]
     for record in seen["snapshots"]:
@@ -194,7 +197,7 @@ def test_snapshot_xml_validates_for_every_state(schema: etree.RelaxNG, profile: 
 
 def test_real_libvirt_reads_back_what_create_xml_sends() -> None:
     require_libvirt()
-    driver = lv.LibvirtDriver("libvirt-test")
+    driver = LibvirtDriver("libvirt-test")
     driver.setup(4)
     try:
         assert driver.apply(ops.CreateSnapshot("A", description="why <not>")).ok
@@ -218,7 +221,7 @@ def test_virsh_tree_matches_real_virsh(steps: list[tuple[str, str]]) -> None:
     if shutil.which("virsh") is None:
         pytest.fail("virsh not found: apt-get install libvirt-clients")
     commands = []
-    driver = lv.LibvirtDriver("libvirt-test")
+    driver = LibvirtDriver("libvirt-test")
     driver.setup(4)
     try:
         for what, name in steps:

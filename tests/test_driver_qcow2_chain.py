@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
-from snaptree.oracle.check import check
 from snaptree.oracle.drivers.qcow2_chain import Qcow2ChainDriver, backing_file
 from snaptree.oracle.drivers.qemu_common import call
 from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
 
+from .checks import check
 from .fault_kit import require_qemu
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
-from snaptree.oracle.check import check, summary_json, summary_text
+from snaptree.oracle import summary_json, summary_text
 from snaptree.oracle.drivers import qemu_io
 from snaptree.oracle.drivers.qemu_common import QemuCallFailed, call
 from snaptree.oracle.drivers.qemu_img import QemuImgDriver, error_kind
 from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
 
+from .checks import check
 from .fault_kit import require_qemu
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
-from snaptree.oracle.check import check
-from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, QemuQmpDriver, error_kind, failure, hmp_quote
+from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_process import error_kind, failure, hmp_quote
 from snaptree.oracle.lockstep import Divergence, Lockstep
+
+from .checks import check
 
 DRIVERS = (QemuHmpDriver, QemuQmpDriver)
 

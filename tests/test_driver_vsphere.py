@@ -12,12 +12,13 @@ import pytest
 
 from snaptree.model import ops
 from snaptree.oracle import cli
-from snaptree.oracle.check import check
 from snaptree.oracle.driver import DriverUnavailable
 from snaptree.oracle.drivers import vcsim
 from snaptree.oracle.drivers.libvirt import LibvirtDriver
 from snaptree.oracle.drivers.vsphere import VsphereDriver
 from snaptree.oracle.lifetime import processes_using
+
+from .checks import check
 
 
 @pytest.fixture(scope="module", autouse=True)

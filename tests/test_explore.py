@@ -1,4 +1,4 @@
-"""snaptree explore: exhaustive exploration of the model within small bounds (oracle/explore.py)."""
+"""snaptree explore: exhaustive exploration of the model within small bounds (model/analysis/explore.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import networkx as nx
 import pytest
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
+from snaptree.model.analysis.explore import Bounds, alphabet, canonical_key, explore, state_graph
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.qemu_live import LiveQemu, QemuHmp
 from snaptree.model.profiles.vbox import VBox
 from snaptree.oracle.cli import main
-from snaptree.oracle.explore import Bounds, alphabet, canonical_key, explore, state_graph
 from tests.test_properties import (
     live_revert_dropping_ram,
     remove_discarding_delta,
@@ -96,7 +96,7 @@ def _replay(profile_name: str, history: list[ops.Operation], blocks: int) -> Mac
     m = Machine(get_profile(profile_name), blocks)
     for op in history:
         with contextlib.suppress(ModelError):
-            m.apply(op)
+            m.perform(op)
     return m
 
 
@@ -125,7 +125,7 @@ def test_merged_states_behave_alike_whatever_follows(profile_name: str) -> None:
             outcomes = []
             for m in (a, b):
                 try:
-                    m.apply(op)
+                    m.perform(op)
                     outcomes.append("ok")
                 except ModelError as error:
                     outcomes.append(error.kind.value)
@@ -196,7 +196,7 @@ def test_every_diff_witness_replays_under_both_profiles(first: str, second: str,
 
 
 def test_diff_finds_the_seeds_questions() -> None:
-    from snaptree.oracle.diff import diff
+    from snaptree.model.analysis.profile_diff import diff
 
     groups = diff("esx", "vbox", 4).groups
     assert "outcome after delete (ok / has-children)" in groups  # VirtualBox refuses two dependants
@@ -206,7 +206,7 @@ def test_diff_finds_the_seeds_questions() -> None:
 
 
 def test_diff_uses_only_common_flag_free_operations() -> None:
-    from snaptree.oracle.diff import common_alphabet
+    from snaptree.model.analysis.profile_diff import common_alphabet
 
     letters = common_alphabet("esx", "vbox", Bounds())
     assert all(not getattr(op, "flags", ()) for op in letters)

@@ -11,10 +11,10 @@ import pytest
 
 from snaptree.model import ops
 from snaptree.oracle import cli
-from snaptree.oracle.check import check
 from snaptree.oracle.drivers.model import ModelDriver
 from snaptree.oracle.findings import GUARDS, findings, guards_for
 
+from .checks import check
 from .test_driver_libvirt import require_qemu
 from .test_driver_vsphere import ESX_URI
 

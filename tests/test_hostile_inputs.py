@@ -20,8 +20,10 @@ import pytest
 from lxml import etree
 
 from snaptree.model import ops
-from snaptree.oracle import check as check_module
-from snaptree.oracle import cli, scenario_files
+from snaptree.oracle import cli, scenario_format
+from snaptree.oracle.checker import counterexample as counterexample_module
+from snaptree.oracle.checker.replay import replay
+from snaptree.oracle.cli import check_commands
 from snaptree.oracle.driver import Result
 from snaptree.oracle.drivers.model import ModelDriver
 
@@ -468,7 +470,7 @@ def test_counterexample_that_cannot_be_written_goes_to_stderr(refuser: type[Refu
                                                                capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The folder passed the check before the work, then could not take the file."""
-    monkeypatch.setattr(cli, "_check_writable", lambda *args, **kwargs: None)
+    monkeypatch.setattr(check_commands, "check_writable", lambda *args, **kwargs: None)
     blocker = tmp_path / "file"
     blocker.write_text("")
     junit = tmp_path / "j.xml"
@@ -499,12 +501,12 @@ def _write(path: Path, text: str) -> str:
 def test_counterexamples_of_the_same_second_do_not_overwrite(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Names had one-second resolution: checks ending in the same second overwrote each other's."""
-    _, divergence = check_module.replay(Refuser("esx"), scenario_files.parse(b'<scenario profile="esx"><snapshot/></scenario>'))
+    _, divergence = replay(Refuser("esx"), scenario_format.parse(b'<scenario profile="esx"><snapshot/></scenario>'))
     assert divergence is not None
-    monkeypatch.setattr(check_module.time, "strftime", lambda *args: "20260101-000000")
+    monkeypatch.setattr(counterexample_module.time, "strftime", lambda *args: "20260101-000000")
     taken = tmp_path / "counterexample-refuser-esx-20260101-000000.xml"
     taken.write_text("someone else's")
-    paths = [check_module.write_counterexample(divergence, "refuser", "esx", 4, str(tmp_path), None) for _ in range(3)]
+    paths = [counterexample_module.write_counterexample(divergence, "refuser", "esx", 4, str(tmp_path), None) for _ in range(3)]
     assert taken.read_text() == "someone else's"
     assert [p.name if p else None for p in paths] == [taken.name.replace(".xml", f"-{n}.xml") for n in (2, 3, 4)]
     assert all(p.read_bytes() == paths[0].read_bytes() for p in paths if p)

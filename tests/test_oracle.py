@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import PROFILES
-from snaptree.oracle.check import check
 from snaptree.oracle.cli import main
-from snaptree.oracle.compare import Correspondence, compare_states
+from snaptree.oracle.differences import Correspondence, state_differences
 from snaptree.oracle.drivers import load
 from snaptree.oracle.drivers.model import ModelDriver
 
+from .checks import check
 from .mutants import MUTANTS
 
 SHORT = 8  # a shrunk counterexample is at most this many steps
@@ -96,9 +96,9 @@ def test_compare_reports_views_of_every_snapshot() -> None:
              "views": {"current": {}, "snapshots": {"1": {"0": "a"}}}}
     driver = json.loads(json.dumps(model))
     driver["views"]["snapshots"]["1"] = {"0": "b"}
-    diffs = compare_states(model, driver, frozenset({"views"}), Correspondence())
+    diffs = state_differences(model, driver, frozenset({"views"}), Correspondence())
     assert [str(d) for d in diffs] == ["view of A (id 1), block 0: model 'a', driver 'b'"]
-    assert compare_states(model, driver, frozenset({"tree", "current"}), Correspondence()) == []
+    assert state_differences(model, driver, frozenset({"tree", "current"}), Correspondence()) == []
 
 
 def test_third_party_driver_by_module_and_class() -> None:

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import get_profile, ops
-from snaptree.oracle.check import CheckResult, check
+from snaptree.oracle import CheckResult
 from snaptree.oracle.cli import main
-from snaptree.oracle.compare import Correspondence, compare_states
+from snaptree.oracle.differences import Correspondence, state_differences
 from snaptree.oracle.lockstep import Lockstep
 from snaptree.oracle.shrink import Shrinker, kind_of
 from snaptree.oracle.situations import SITUATIONS
 
+from .checks import check
 from .mutants import MUTANTS, NamesLowerCased
 
 SEEDS = (1, 2, 3, 4, 5)
@@ -99,10 +100,10 @@ def test_sibling_order_is_compared_where_the_profile_defines_it() -> None:
     driver = json.loads(json.dumps(model))
     driver["snapshots"][0]["children"] = ["C", "B"]
     observes = frozenset({"tree", "order"})
-    diffs = compare_states(model, driver, observes, Correspondence(), sibling_order=True)
+    diffs = state_differences(model, driver, observes, Correspondence(), sibling_order=True)
     assert [str(d) for d in diffs] == ["snapshot A: order of its children: model ['B', 'C'], driver ['C', 'B']"]
-    assert compare_states(model, driver, observes, Correspondence(), sibling_order=False) == []
-    assert compare_states(model, driver, frozenset({"tree"}), Correspondence(), sibling_order=True) == []
+    assert state_differences(model, driver, observes, Correspondence(), sibling_order=False) == []
+    assert state_differences(model, driver, frozenset({"tree"}), Correspondence(), sibling_order=True) == []
 
 
 def _check_json(tmp_path: Path, preamble: str) -> dict[str, object]:

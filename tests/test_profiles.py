@@ -21,7 +21,7 @@ W, C, R, D = ops.Write, ops.CreateSnapshot, ops.Revert, ops.Delete
 def machine(profile: str, steps: Iterable[ops.Operation] = (), blocks: int = 8) -> Machine:
     m = Machine(get_profile(profile), blocks)
     for op in steps:
-        m.apply(op)
+        m.perform(op)
     return m
 
 
@@ -29,7 +29,7 @@ def refused(m: Machine, op: ops.Operation, kind: ErrorKind, message: str | None 
     """``op`` fails with this kind (and exact message), and changes nothing."""
     before = m.fingerprint()
     with pytest.raises(ModelError) as caught:
-        m.apply(op)
+        m.perform(op)
     error = caught.value
     assert error.kind == kind, error
     if message is not None:
@@ -79,10 +79,10 @@ def test_esx_ids_from_a_counter_never_reused() -> None:
     [seen]: ids never reused, even after RemoveAll."""
     m = machine("esx", [C("A"), C("B")])
     assert [s.id for s in m.snapshots.values()] == ["1", "2"]
-    m.apply(D("B"))
-    assert m.apply(C("C")).id == "3"
-    m.apply(ops.DeleteAll())
-    assert m.apply(C("D")).id == "4"
+    m.perform(D("B"))
+    assert m.perform(C("C")).id == "3"
+    m.perform(ops.DeleteAll())
+    assert m.perform(C("D")).id == "4"
 
 
 def test_esx_duplicate_names_allowed() -> None:
@@ -95,7 +95,7 @@ def test_esx_duplicate_names_allowed() -> None:
 def test_esx_lookup_by_name_is_preorder_first_match() -> None:
     """§2 Lookup by name (libvirt's ESX driver): depth-first, pre-order, first match."""
     m = machine("esx", INVERTED_DUPLICATES)
-    m.apply(R("s"))
+    m.perform(R("s"))
     assert m.current.id == "4"
     assert m.view(None) == {0: "a", 1: "b", 3: "s4"}
 
@@ -106,7 +106,7 @@ def test_esx_disk_only_snapshot_of_running_vm_is_powered_off() -> None:
     m = machine("esx", [ops.Start(), C("disk", memory=False), C("mem")])
     assert (snap(m, "disk").state, snap(m, "disk").memory) == ("shutoff", None)
     assert snap(m, "mem").state == "running" and snap(m, "mem").memory is not None
-    m.apply(R("disk"))
+    m.perform(R("disk"))
     assert (m.power, m.ram) == ("shutoff", None)
     assert m.current is snap(m, "disk")
 
@@ -115,17 +115,17 @@ def test_esx_revert_to_memory_snapshot_powers_on_or_stays_off_with_suppress() ->
     """§2 RevertToSnapshot_Task: a snapshot with memory of a powered-on VM comes back powered on;
     suppressPowerOn=true keeps it off."""
     m = machine("esx", [ops.Start(), C("mem"), ops.Shutdown()])
-    m.apply(R("mem"))
+    m.perform(R("mem"))
     assert m.power == "running" and m.ram == snap(m, "mem").memory
-    m.apply(ops.Shutdown())
-    m.apply(R("mem", flags=("suppress-power-on",)))
+    m.perform(ops.Shutdown())
+    m.perform(R("mem", flags=("suppress-power-on",)))
     assert m.power == "suspended" and m.ram == snap(m, "mem").memory
 
 
 def test_esx_revert_to_current_snapshot() -> None:
     """§2 RevertToCurrentSnapshot_Task: same as reverting to the current snapshot."""
     m = machine("esx", [W(0, "a"), C("A"), W(0, "lost"), W(1, "lost")])
-    m.apply(R())
+    m.perform(R())
     assert m.current is snap(m, "A") and m.view(None) == {0: "a"}
 
 
@@ -133,7 +133,7 @@ def test_esx_remove_current_makes_parent_current_and_keeps_views() -> None:
     """§2 RemoveSnapshot_Task(removeChildren=false): allowed on the current snapshot, whose parent
     then becomes current; every other point in time and the current state read the same."""
     m = machine("esx", [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c")])
-    m.apply(D("B"))
+    m.perform(D("B"))
     assert m.current is snap(m, "A") and names(m) == ["A"]
     assert m.view(None) == {0: "a", 1: "b", 2: "c"}
     assert m.view(snap(m, "A")) == {0: "a"}
@@ -142,7 +142,7 @@ def test_esx_remove_current_makes_parent_current_and_keeps_views() -> None:
 def test_esx_remove_root_leaves_several_roots() -> None:
     """§2 RemoveSnapshot_Task: children re-parented to its parent; removing a root leaves several roots."""
     m = machine("esx", [W(0, "r"), C("R"), W(1, "x"), C("X"), R("R"), W(2, "y"), C("Y")])
-    m.apply(D("R"))
+    m.perform(D("R"))
     assert [r.name for r in m.roots] == ["X", "Y"]
     assert m.view(snap(m, "X")) == {0: "r", 1: "x"} and m.view(snap(m, "Y")) == {0: "r", 2: "y"}
 
@@ -152,7 +152,7 @@ def test_esx_remove_children_current_inside_subtree() -> None:
     state; the nearest surviving ancestor becomes current."""
     m = machine("esx", [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c"), C("C"), W(3, "d")])
     current_view = m.view(None)
-    m.apply(D("B", flags=("remove-children",)))
+    m.perform(D("B", flags=("remove-children",)))
     assert names(m) == ["A"] and m.current is snap(m, "A")
     assert m.view(None) == current_view
 
@@ -161,10 +161,10 @@ def test_esx_remove_all_keeps_current_state_and_succeeds_empty() -> None:
     """§2 RemoveAllSnapshots_Task: removes every snapshot; the current state is kept as the disk;
     succeeds with no snapshots."""
     m = machine("esx", [W(0, "a"), C("A"), W(1, "b"), C("B"), R("A"), W(2, "c")])
-    m.apply(ops.DeleteAll())
+    m.perform(ops.DeleteAll())
     assert not m.snapshots and not m.roots and m.current is None and not m.by_name
     assert m.view(None) == {0: "a", 2: "c"}
-    m.apply(ops.DeleteAll())
+    m.perform(ops.DeleteAll())
 
 
 def test_esx_refuses_unknown_names_and_flags() -> None:
@@ -197,7 +197,7 @@ def test_vbox_delete_allowed_online_merges_into_the_one_child() -> None:
     """§3 deleteSnapshot, allowed cases: allowed while Running (online delete since 3.2); the one
     child absorbs the differences; children move to the parent."""
     m = machine("vbox", [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c"), C("C"), ops.Start()])
-    m.apply(D("B"))
+    m.perform(D("B"))
     assert parent_name(snap(m, "C")) == "A" and m.view(snap(m, "C")) == {0: "a", 1: "b", 2: "c"}
     assert m.power == "running"
 
@@ -205,7 +205,7 @@ def test_vbox_delete_allowed_online_merges_into_the_one_child() -> None:
 def test_vbox_delete_current_leaf_makes_parent_current() -> None:
     """§3 deleteSnapshot, allowed cases: a deleted current snapshot makes its parent current."""
     m = machine("vbox", [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c")])
-    m.apply(D("B"))
+    m.perform(D("B"))
     assert m.current is snap(m, "A") and m.view(None) == {0: "a", 1: "b", 2: "c"}
 
 
@@ -227,12 +227,12 @@ def test_vbox_restore_of_running_snapshot_leaves_machine_saved() -> None:
     """§3 restoreSnapshot: a snapshot taken while running leaves the machine Saved (not running),
     with its memory; otherwise PoweredOff."""
     m = machine("vbox", [C("off"), ops.Start(), C("on"), ops.Shutdown()])
-    m.apply(R("on"))
+    m.perform(R("on"))
     assert (m.power, m.ram) == ("saved", snap(m, "on").memory)
-    m.apply(R("off"))
+    m.perform(R("off"))
     assert (m.power, m.ram) == ("shutoff", None)
-    m.apply(R("on"))
-    m.apply(ops.Start())  # launchVMProcess restores the Saved state
+    m.perform(R("on"))
+    m.perform(ops.Start())  # launchVMProcess restores the Saved state
     assert (m.power, m.ram) == ("running", snap(m, "on").memory)
 
 
@@ -242,7 +242,7 @@ def test_vbox_duplicate_names_get_fresh_uuids_and_preorder_lookup() -> None:
     m = machine("vbox", INVERTED_DUPLICATES)
     ids = [s.id for s in m.named("s")]
     assert len(set(m.snapshots)) == 4 and all(re.fullmatch(r"[0-9a-f-]{36}", i) for i in ids)
-    m.apply(R("s"))
+    m.perform(R("s"))
     assert m.current is m.named("s")[1]  # created second, met first in pre-order
 
 
@@ -251,7 +251,7 @@ def test_vbox_take_snapshot_online_includes_memory() -> None:
     m = machine("vbox", [ops.Start(), C("on")])
     assert snap(m, "on").memory is not None and snap(m, "on").state == "running"
     refused(m, C("disk", memory=False), ErrorKind.UNSUPPORTED)
-    m.apply(ops.Pause())
+    m.perform(ops.Pause())
     refused(m, C("live", flags=("live",)), ErrorKind.INVALID_STATE,
             "Cannot take a live snapshot of a virtual machine unless it is running.")
 
@@ -260,7 +260,7 @@ def test_vbox_not_found_messages() -> None:
     """§3 findSnapshot: a missing name, and a machine without snapshots."""
     m = machine("vbox")
     refused(m, D("A"), ErrorKind.NOT_FOUND, "This machine does not have any snapshots")
-    m.apply(C("A"))
+    m.perform(C("A"))
     refused(m, R("B"), ErrorKind.NOT_FOUND, "Could not find a snapshot named 'B'")
 
 
@@ -275,30 +275,30 @@ def test_qemu_img_create_same_name_twice() -> None:
 def test_qemu_img_new_id_is_highest_plus_one() -> None:
     """§4 New snapshot ID: highest existing numeric ID + 1, so deleted IDs are reused."""
     m = machine("qemu-img", [C("a"), C("b"), C("c")])
-    m.apply(D("c"))
-    assert m.apply(C("d")).id == "3"  # the deleted id 3 comes back
-    m.apply(D("a"))
-    assert m.apply(C("e")).id == "4"  # a gap below the highest is not filled
+    m.perform(D("c"))
+    assert m.perform(C("d")).id == "3"  # the deleted id 3 comes back
+    m.perform(D("a"))
+    assert m.perform(C("e")).id == "4"  # a gap below the highest is not filled
     for name in ("b", "d", "e"):
-        m.apply(D(name))
-    assert m.apply(C("f")).id == "1"
+        m.perform(D(name))
+    assert m.perform(C("f")).id == "1"
 
 
 def test_qemu_img_apply_tries_id_then_name() -> None:
     """§4 -a NAME: tries the ID first, then the name; discards the current state's changes."""
     m = machine("qemu-img", [W(0, "one"), C("2"), W(0, "two"), C("x"), W(0, "lost")])
-    m.apply(R("2"))  # id 2 is "x", although a snapshot is named "2"
+    m.perform(R("2"))  # id 2 is "x", although a snapshot is named "2"
     assert m.current is snap(m, "x") and m.view(None) == {0: "two"}
-    m.apply(R("x"))  # no id "x": by name
+    m.perform(R("x"))  # no id "x": by name
     assert m.current is snap(m, "x")
-    m.apply(R("1"))  # id 1 is the snapshot named "2"
+    m.perform(R("1"))  # id 1 is the snapshot named "2"
     assert m.view(None) == {0: "one"}
 
 
 def test_qemu_img_apply_duplicates_first_in_table_order() -> None:
     """§4 -a NAME: with duplicate names the first in table order (not pre-order, unlike §2)."""
     m = machine("qemu-img", INVERTED_DUPLICATES)
-    m.apply(R("s"))
+    m.perform(R("s"))
     assert m.current.id == "3" and m.view(None) == {0: "a", 2: "s3"}
 
 
@@ -306,7 +306,7 @@ def test_qemu_img_delete_matches_name_only() -> None:
     """§4 -d NAME: by name only, `-d 1` deletes the snapshot named "1", not ID 1; missing:
     "Could not delete snapshot 'x': snapshot not found"."""
     m = machine("qemu-img", [C("first"), C("1")])
-    m.apply(D("1"))
+    m.perform(D("1"))
     assert names(m) == ["first"] and "1" in m.snapshots
     refused(m, D("1"), ErrorKind.NOT_FOUND, "Could not delete snapshot '1': snapshot not found")
     refused(m, D("x"), ErrorKind.NOT_FOUND, "Could not delete snapshot 'x': snapshot not found")
@@ -319,7 +319,7 @@ def test_qemu_img_names_cut_at_255_bytes() -> None:
     stored = m.snapshots["1"]
     assert stored.name == "n" * 255
     refused(m, D("n" * 300), ErrorKind.NOT_FOUND)
-    m.apply(D("n" * 255))
+    m.perform(D("n" * 255))
     assert not m.snapshots
 
 
@@ -344,7 +344,7 @@ def test_qemu_img_has_no_vm() -> None:
     m = machine("qemu-img")
     refused(m, ops.Start(), ErrorKind.UNSUPPORTED)
     refused(m, C("s", memory=True), ErrorKind.UNSUPPORTED)
-    m.apply(C("s"))
+    m.perform(C("s"))
     assert snap(m, "s").memory is None
     assert observe(m)["current"] is None and observe(m)["snapshots"][0]["parent"] is None
 
@@ -354,7 +354,7 @@ def test_qemu_img_has_no_vm() -> None:
 def test_qemu_hmp_savevm_overwrites() -> None:
     """§5 HMP savevm NAME: overwrites: deletes the first snapshot named NAME, then creates a new one."""
     m = machine("qemu-hmp", [ops.Start(), W(0, "old"), C("s"), C("t"), W(0, "new")])
-    m.apply(C("s"))
+    m.perform(C("s"))
     assert names(m) == ["t", "s"]
     assert m.view(snap(m, "s")) == {0: "new"} and m.view(snap(m, "t")) == {0: "old"}
     assert snap(m, "s").id == "3"  # highest existing id + 1 [§4 New snapshot ID]
@@ -392,8 +392,8 @@ def test_qemu_loadvm_keeps_run_state_and_restores_ram(profile: str, paused: bool
     token = snap(m, "s").memory
     assert token is not None
     if paused:
-        m.apply(ops.Pause())
-    m.apply(R("s"))
+        m.perform(ops.Pause())
+    m.perform(R("s"))
     assert m.power == ("paused" if paused else "running")
     assert m.ram == token and m.view(None) == {0: "a"}
 
@@ -413,7 +413,7 @@ def test_qemu_failed_loadvm_of_running_vm_stops_it(profile: str) -> None:
     m = machine(profile, [ops.Start(), W(0, "a"), C("s"), W(1, "b")])
     before = m.fingerprint()
     with pytest.raises(ModelError) as caught:
-        m.apply(R("x"))
+        m.perform(R("x"))
     error = caught.value
     assert (error.kind, error.message) == (ErrorKind.NOT_FOUND, "Snapshot 'x' does not exist in one or more devices")
     assert error.side_effect == FAILED_LOAD and FAILED_LOAD in m.profile.failure_side_effects
@@ -427,7 +427,7 @@ def test_qemu_failed_loadvm_of_running_vm_stops_it(profile: str) -> None:
 def test_qemu_delvm_of_missing_name_is_silent(profile: str) -> None:
     """§5 HMP delvm / QMP snapshot-delete of a missing name: silent success."""
     m = machine(profile, [ops.Start(), C("s")])
-    m.apply(D("missing"))
+    m.perform(D("missing"))
     assert names(m) == ["s"]
 
 
@@ -448,7 +448,7 @@ def test_qemu_live_loadvm_by_name_only(profile: str) -> None:
     m = machine(profile, [ops.Start(), W(0, "a"), C("x"), W(0, "b"), C("y")])
     refused_power = m.power
     with pytest.raises(ModelError) as caught:
-        m.apply(R("1"))  # id 1 exists (named x), but loadvm does not look at ids
+        m.perform(R("1"))  # id 1 exists (named x), but loadvm does not look at ids
     assert caught.value.kind == ErrorKind.NOT_FOUND and refused_power == "running"
 
 
@@ -468,7 +468,7 @@ def test_libvirt_duplicate_refused(profile: str) -> None:
 def test_libvirt_unnamed_gets_epoch_second(profile: str) -> None:
     """§7 Create: no name: the epoch second."""
     m = machine(profile)
-    created = m.apply(C())
+    created = m.perform(C())
     assert created.name == str(m.clock) and created.name.isdigit()
 
 
@@ -504,13 +504,13 @@ def test_libvirt_delete_reparents_and_moves_current(profile: str) -> None:
     """§7 Delete, no flags: children re-parented to the deleted snapshot's parent; a deleted
     current snapshot makes its parent current; a deleted current root leaves no current."""
     m = machine(profile, [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c"), C("C"), R("A"), W(3, "d"), C("D")])
-    m.apply(D("B"))
+    m.perform(D("B"))
     assert parent_name(snap(m, "C")) == "A" and [c.name for c in snap(m, "A").children] == ["C", "D"]
     assert m.view(snap(m, "C")) == {0: "a", 1: "b", 2: "c"}
-    m.apply(D("D"))
+    m.perform(D("D"))
     assert m.current is snap(m, "A")
-    m.apply(D("C"))
-    m.apply(D("A"))
+    m.perform(D("C"))
+    m.perform(D("A"))
     assert m.current is None and not m.snapshots and m.view(None) == {0: "a", 3: "d"}
 
 
@@ -518,7 +518,7 @@ def test_libvirt_delete_reparents_and_moves_current(profile: str) -> None:
 def test_libvirt_deleted_root_makes_children_roots(profile: str) -> None:
     """§7 Delete, no flags: a deleted root makes its children roots."""
     m = machine(profile, [C("R"), C("X"), R("R"), C("Y")])
-    m.apply(D("R"))
+    m.perform(D("R"))
     assert [r.name for r in m.roots] == ["X", "Y"] and m.current is snap(m, "Y")
 
 
@@ -527,7 +527,7 @@ def test_libvirt_delete_children_current_inside(profile: str) -> None:
     """§7 Delete CHILDREN: removes the whole subtree; if current was inside it, the target's
     parent becomes current."""
     m = machine(profile, [C("A"), C("B"), C("C"), W(0, "x")])
-    m.apply(D("B", flags=("children",)))
+    m.perform(D("B", flags=("children",)))
     assert names(m) == ["A"] and m.current is snap(m, "A") and m.view(None) == {0: "x"}
 
 
@@ -536,7 +536,7 @@ def test_libvirt_delete_children_only(profile: str) -> None:
     """§7 Delete CHILDREN_ONLY: removes the descendants and keeps the target; if current was among
     them, the target becomes current."""
     m = machine(profile, [C("A"), C("B"), C("C"), R("A"), C("D"), R("C")])
-    m.apply(D("A", flags=("children-only",)))
+    m.perform(D("A", flags=("children-only",)))
     assert names(m) == ["A"] and m.current is snap(m, "A") and snap(m, "A").children == []
 
 
@@ -545,7 +545,7 @@ def test_libvirt_delete_children_only_on_leaf_changes_nothing(profile: str) -> N
     """§7 Delete CHILDREN_ONLY: on a leaf: success, nothing changes."""
     m = machine(profile, [W(0, "a"), C("A"), W(1, "b"), C("B"), W(2, "c")])
     before = observe(m)
-    m.apply(D("B", flags=("children-only",)))
+    m.perform(D("B", flags=("children-only",)))
     assert observe(m) == before
 
 
@@ -563,8 +563,8 @@ def test_libvirt_revert_takes_snapshot_state(profile: str, state_ops: list[ops.O
     running, paused → paused, shutoff → shutoff); RUNNING or PAUSED override it."""
     m = machine(profile, [*state_ops, C("s"), C("other")])
     if m.power != "shutoff":
-        m.apply(ops.Shutdown())
-    m.apply(R("s", flags=flags))
+        m.perform(ops.Shutdown())
+    m.perform(R("s", flags=flags))
     assert m.current is snap(m, "s") and m.power == power
     if power != "shutoff":
         assert m.ram == snap(m, "s").memory
@@ -583,7 +583,7 @@ def test_libvirt_revert_shutoff_snapshot_with_running(profile: str, power: str) 
     """§7 Revert: for a shutoff snapshot with RUNNING, the test driver stays shut off, the QEMU
     driver starts the domain."""
     m = machine(profile, [C("s")])
-    m.apply(R("s", flags=("running",)))
+    m.perform(R("s", flags=("running",)))
     assert m.power == power
 
 
@@ -605,7 +605,7 @@ def test_libvirt_qemu_quiesce_needs_disk_only() -> None:
     m = machine("libvirt-qemu")
     refused(m, C("q", flags=("quiesce",)), ErrorKind.INVALID_ARGUMENT,
             "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY' is required by flag 'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE'")
-    m.apply(C("q", flags=("quiesce", "disk-only")))
+    m.perform(C("q", flags=("quiesce", "disk-only")))
     assert snap(m, "q").memory is None
 
 
@@ -622,7 +622,7 @@ def test_libvirt_qemu_external_snapshot_rules() -> None:
             "unsupported configuration: deletion of external children disk snapshots not supported")
     refused(m, D("e1"), ErrorKind.UNSUPPORTED,
             "unsupported configuration: deleting external snapshot that has internal snapshot as parent not supported")
-    m.apply(D("e2"))  # the current external snapshot, whose parent is external
+    m.perform(D("e2"))  # the current external snapshot, whose parent is external
     assert m.current is snap(m, "e1") and m.view(None) == {0: "x", 1: "y"}
 
 
@@ -647,7 +647,7 @@ def test_proposal_merge_refuses_two_dependants_merge_force_does_it() -> None:
     m = machine("proposal-2010", [W(0, "a"), C("A"), W(1, "b"), C("B"), R("A"), W(2, "c"), C("C")])
     refused(m, D("A"), ErrorKind.HAS_CHILDREN)
     refused(m, D("A", flags=("merge",)), ErrorKind.HAS_CHILDREN)
-    m.apply(D("A", flags=("merge-force",)))
+    m.perform(D("A", flags=("merge-force",)))
     assert m.view(snap(m, "B")) == {0: "a", 1: "b"} and m.view(snap(m, "C")) == {0: "a", 2: "c"}
 
 
@@ -656,8 +656,8 @@ def test_proposal_discard_and_discard_force() -> None:
     removes the subtree (≈ libvirt's CHILDREN)."""
     m = machine("proposal-2010", [C("A"), C("B"), C("C"), R("A"), C("D")])
     refused(m, D("B", flags=("discard",)), ErrorKind.HAS_CHILDREN)
-    m.apply(D("C", flags=("discard",)))
-    m.apply(D("A", flags=("discard-force",)))
+    m.perform(D("C", flags=("discard",)))
+    m.perform(D("A", flags=("discard-force",)))
     assert not m.snapshots and m.current is None
 
 
@@ -671,7 +671,7 @@ def test_proposal_revert_starts_the_guest() -> None:
     """§8: virDomainCreateFromSnapshot: start from a snapshot (our reading: always running, from the
     memory image when there is one, otherwise booting)."""
     m = machine("proposal-2010", [C("off")])
-    m.apply(R("off"))
+    m.perform(R("off"))
     assert m.power == "running" and m.ram is not None
 
 
@@ -695,11 +695,11 @@ def test_memory_image_restored_on_revert(profile: str, power: str) -> None:
     m = machine(profile, [ops.Start(), W(0, "a"), C("s"), W(0, "b")])
     token = snap(m, "s").memory
     assert token is not None
-    m.apply(C("later"))  # the guest ran: its RAM is now another image
+    m.perform(C("later"))  # the guest ran: its RAM is now another image
     assert snap(m, "later").memory != token
     if profile == "vbox":
-        m.apply(ops.Shutdown())  # §3 restoreSnapshot is refused while running
-    m.apply(R("s"))
+        m.perform(ops.Shutdown())  # §3 restoreSnapshot is refused while running
+    m.perform(R("s"))
     assert (m.power, m.ram) == (power, token)
     assert m.view(None) == {0: "a"}
 

@@ -14,7 +14,7 @@ shared with ``snaptree explore``:
                   where ``ModelError.side_effect`` is set: then the side effect must be one the
                   profile lists in ``failure_side_effects``, and nothing but the power state may
                   differ (the RAM only as a shut-off entails; the logical clock keeps its tick:
-                  ``Machine.apply`` counts an operation that had an effect as applied).  One
+                  ``Machine.perform`` counts an operation that had an effect as applied).  One
                   side effect that changes more is checked exactly and reported as a conflict:
                   see ``REPORTED_DEVIATIONS``.
 * ``well-formed`` the tree is a forest after every step: no cycles, parents exist and agree
@@ -36,11 +36,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, ops
+from snaptree.model.analysis.properties import PROPERTIES, capture, check_failed_op, check_well_formed, perform_checked
 from snaptree.model.profiles.base import Profile
-from snaptree.model.profiles.libvirt import UNSAVED_METADATA
+from snaptree.model.profiles.libvirt_qemu import UNSAVED_METADATA
 from snaptree.model.profiles.qemu_live import FAILED_LOAD, LiveQemu, QemuHmp
 from snaptree.model.profiles.vbox import VBox
-from snaptree.oracle.properties import PROPERTIES, capture, check_failed_op, check_well_formed, step
 
 PROFILE_NAMES = list(PROFILES)
 DISK_PROFILES = [name for name in PROFILE_NAMES if PROFILES[name].disk]  # where a lost or kept write can show
@@ -148,7 +148,7 @@ def exercise(profile_name: str, data: st.DataObject, props: frozenset[str] | set
     m = Machine(get_profile(profile_name), blocks=BLOCKS)
     for _ in range(data.draw(st.integers(0, max_steps), label="length")):
         for op in draw_ops(data, m):
-            step(m, op, props)
+            perform_checked(m, op, props)
 
 
 def hunt(profile_name: str, prop: str) -> None:
@@ -216,7 +216,7 @@ def test_shortcuts_agree_with_their_definitions(profile_name: str, data: st.Data
     m = Machine(get_profile(profile_name), blocks=BLOCKS)
     for _ in range(data.draw(st.integers(0, 30), label="length")):
         for op in draw_ops(data, m):
-            step(m, op, frozenset())
+            perform_checked(m, op, frozenset())
         assert m.views() == {s.id: m.view(s) for s in m.snapshots.values()}
         if m.snapshots:
             candidates = data.draw(st.lists(st.sampled_from(list(m.snapshots.values())), min_size=1, unique_by=id),
@@ -231,10 +231,10 @@ def test_side_effect_exemption_accepts_qemu_failed_loadvm() -> None:
     check accepts exactly that (power running -> paused, nothing else)."""
     m = Machine(get_profile("qemu-hmp"), blocks=BLOCKS)
     for op in (ops.Start(), ops.Write(0, "a"), ops.CreateSnapshot("s"), ops.Write(1, "b")):
-        step(m, op, set(PROPERTIES))
+        perform_checked(m, op, set(PROPERTIES))
     before = capture(m)
     with pytest.raises(ModelError) as caught:
-        m.apply(ops.Revert("missing"))
+        m.perform(ops.Revert("missing"))
     assert caught.value.side_effect == FAILED_LOAD
     assert (before.power, m.power) == ("running", "paused")
     check_failed_op(m, ops.Revert("missing"), before, caught.value)
@@ -246,9 +246,9 @@ def test_side_effect_exemption_is_precise() -> None:
     a side effect the profile does not list, is caught."""
     m = Machine(get_profile("qemu-hmp"), blocks=BLOCKS)
     for op in (ops.Start(), ops.Write(0, "a"), ops.CreateSnapshot("s"), ops.Write(1, "b")):
-        m.apply(op)
+        m.perform(op)
     before = capture(m)
-    error = pytest.raises(ModelError, m.apply, ops.Revert("missing")).value
+    error = pytest.raises(ModelError, m.perform, ops.Revert("missing")).value
     m.overlay[2] = "sneaked in"
     with pytest.raises(AssertionError, match="more than the power state"):
         check_failed_op(m, ops.Revert("missing"), before, error)
@@ -273,13 +273,13 @@ def test_side_effect_exemption_is_precise() -> None:
 
 def test_side_effect_exemption_accepts_a_failed_load_that_shuts_off() -> None:
     """A failed revert whose declared side effect shuts the VM off (libvirt-qemu, a snapshot HMP never
-    took: see model/profiles/libvirt.py) may drop the RAM with the power, and nothing else."""
+    took: see model/profiles/libvirt_qemu.py) may drop the RAM with the power, and nothing else."""
     m = Machine(get_profile("libvirt-qemu"), blocks=BLOCKS)
     for op in (ops.Start(), ops.Write(0, "a"), ops.CreateSnapshot('say "hi"'), ops.Write(1, "b")):
-        assert step(m, op, set(PROPERTIES))
+        assert perform_checked(m, op, set(PROPERTIES))
     before = capture(m)
     try:
-        m.apply(ops.Revert('say "hi"'))
+        m.perform(ops.Revert('say "hi"'))
     except ModelError as error:
         assert error.side_effect in m.profile.failure_side_effects
         assert (m.power, m.ram) == ("shutoff", None)
@@ -297,9 +297,9 @@ def test_unsaved_metadata_deviation_is_checked_exactly() -> None:
     """The reported deviation is accepted only as it is: current dropped, same reads, nothing else."""
     m = Machine(get_profile("libvirt-qemu"), blocks=BLOCKS)
     for op in UNSAVED_METADATA_REPRO[:-1]:
-        m.apply(op)
+        m.perform(op)
     before = capture(m)
-    error = pytest.raises(ModelError, m.apply, UNSAVED_METADATA_REPRO[-1]).value
+    error = pytest.raises(ModelError, m.perform, UNSAVED_METADATA_REPRO[-1]).value
     assert error.side_effect == UNSAVED_METADATA
     check_failed_op(m, UNSAVED_METADATA_REPRO[-1], before, error)
     m.snapshots["A"].delta[3] = "sneaked in"
@@ -326,7 +326,7 @@ def test_seed_delete_b_keeps_every_other_view() -> None:
     for op in (ops.Write(0, "a"), ops.CreateSnapshot("A"), ops.Write(1, "b"), ops.CreateSnapshot("B"),
                ops.Write(4, "d"), ops.CreateSnapshot("D"), ops.Revert("B"), ops.Write(2, "c"),
                ops.CreateSnapshot("C"), ops.Write(3, "x"), ops.Delete("B")):
-        assert step(m, op, set(PROPERTIES))
+        assert perform_checked(m, op, set(PROPERTIES))
     assert sorted(s.name for s in m.snapshots.values()) == ["A", "C", "D"]
 
 

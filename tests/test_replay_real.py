@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
-from snaptree.oracle.check import replay
+from snaptree.oracle.checker.replay import replay
 from snaptree.oracle.driver import Driver
 from snaptree.oracle.drivers import load
-from snaptree.oracle.scenario_files import load as load_scenario
+from snaptree.oracle.scenario_format import load as load_scenario
 
 from .fault_kit import CHECKS, require
 

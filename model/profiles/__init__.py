@@ -6,8 +6,9 @@ import re
 
 from .base import Profile
 from .esx import Esx
-from .libvirt import LibvirtQemu, LibvirtQemu113, LibvirtTest
+from .libvirt import LibvirtTest
 from .libvirt_esx import LibvirtEsx
+from .libvirt_qemu import LibvirtQemu, LibvirtQemu113
 from .proposal_2010 import Proposal2010
 from .qemu_img import QemuImg
 from .qemu_live import QemuHmp, QemuQmp

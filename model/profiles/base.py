@@ -70,19 +70,19 @@ class Profile:
         refuse outright (libvirt knows flags that a driver then rejects)."""
         return {"snapshot": self.create_flags, "revert": self.revert_flags, "delete": self.delete_flags}[tag]
 
-    def apply(self, m: Machine, op: ops.Operation) -> Snapshot | None:
+    def perform(self, machine: Machine, op: ops.Operation) -> Snapshot | None:
         if isinstance(op, ops.Write):
-            self.write(m, op)
+            self.write(machine, op)
         elif isinstance(op, ops.POWER_OPS):
-            self.power(m, op.tag)
+            self.power(machine, op.tag)
         elif isinstance(op, ops.CreateSnapshot):
-            return self.create(m, op)
+            return self.create(machine, op)
         elif isinstance(op, ops.Revert):
-            self.revert(m, op)
+            self.revert(machine, op)
         elif isinstance(op, ops.Delete):
-            self.delete(m, op)
+            self.delete(machine, op)
         elif isinstance(op, ops.DeleteAll):
-            self.delete_all(m)
+            self.delete_all(machine)
         else:
             raise TypeError(f"not an operation: {op!r}")
         return None
@@ -108,48 +108,48 @@ class Profile:
     def bad_power(self, operation: str, power: str) -> ModelError:
         return ModelError(INVALID_STATE, f"cannot {operation}: the VM is {power}")
 
-    def observed_current(self, m: Machine) -> str | None:
+    def observed_current(self, machine: Machine) -> str | None:
         """The id the system reports as its current snapshot."""
-        return m.current.id if m.current is not None else None
+        return machine.current.id if machine.current is not None else None
 
     # -- writes and power ------------------------------------------------------------------
 
-    def write(self, m: Machine, op: ops.Write) -> None:
+    def write(self, machine: Machine, op: ops.Write) -> None:
         if not self.disk:
             raise self.unsupported("disk content")
-        if not 0 <= op.block < m.blocks:
-            raise ModelError(INVALID_ARGUMENT, f"block {op.block} is outside the disk (0..{m.blocks - 1})")
-        m.write(op.block, op.value)
+        if not 0 <= op.block < machine.blocks:
+            raise ModelError(INVALID_ARGUMENT, f"block {op.block} is outside the disk (0..{machine.blocks - 1})")
+        machine.write(op.block, op.value)
 
-    def power(self, m: Machine, operation: str) -> None:
+    def power(self, machine: Machine, operation: str) -> None:
         moves = self.transitions.get(operation)
         if not moves:
             raise self.unsupported(f"'{operation}' operation")
-        target = moves.get(m.power)
+        target = moves.get(machine.power)
         if target is None:
-            raise self.bad_power(operation, m.power)
+            raise self.bad_power(operation, machine.power)
         if operation == "start":
             # from a saved state the RAM on disk comes back; from shutoff the guest boots
-            m.load_memory(m.ram if m.power in SAVED_STATES else None, target)
+            machine.load_memory(machine.ram if machine.power in SAVED_STATES else None, target)
         elif target in SAVED_STATES:
-            m.capture_memory()
-            m.power, m.ram_ran = target, False
+            machine.capture_memory()
+            machine.power, machine.ram_ran = target, False
         elif target == "shutoff":
-            m.load_memory(None, "shutoff")
+            machine.load_memory(None, "shutoff")
         else:
-            m.power = target
-            m.ram_ran = m.ram_ran or target == "running"
+            machine.power = target
+            machine.ram_ran = machine.ram_ran or target == "running"
 
     # -- create ----------------------------------------------------------------------------
 
-    def create(self, m: Machine, op: ops.CreateSnapshot) -> Snapshot:
+    def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot:
         flags = self.check_flags(op.flags, self.create_flags, "create")
-        memory = self.memory_for(m, op, flags)
+        memory = self.memory_for(machine, op, flags)
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
-        name = self.auto_name(m) if unnamed or op.name is None else op.name
-        self.check_name(m, name, memory, flags)
+        name = self.auto_name(machine) if unnamed or op.name is None else op.name
+        self.check_name(machine, name, memory, flags)
         replaced = None
-        clash = self.find_named(m, name)
+        clash = self.find_named(machine, name)
         if clash is not None:
             policy = self.duplicate_policy(memory)
             if policy == "refuse":
@@ -158,24 +158,24 @@ class Profile:
                 replaced = clash
         # every check has passed: from here on the state changes
         if replaced is not None:
-            m.remove(replaced)
+            machine.remove(replaced)
         stored = self.stored_name(name)
-        snap = m.take(stored, self.next_id(m, stored), memory, self.recorded_state(m, memory, flags),
+        snap = machine.take(stored, self.next_id(machine, stored), memory, self.recorded_state(machine, memory, flags),
                       op.description)
-        self.after_create(m, snap, flags)
+        self.after_create(machine, snap, flags)
         return snap
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         """Whether the snapshot gets a memory image.  Default: yes whenever the VM has RAM; a
         request for memory of a VM that is off is a disk snapshot."""
-        has_ram = m.power != "shutoff"
+        has_ram = machine.power != "shutoff"
         return has_ram if op.memory is None else op.memory and has_ram
 
-    def auto_name(self, m: Machine) -> str:
+    def auto_name(self, machine: Machine) -> str:
         """libvirt names an unnamed snapshot after the epoch second [semantics.md §7 Create]."""
-        return str(m.clock)
+        return str(machine.clock)
 
-    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         """Refuse a name or flag combination (raise); the default accepts every name."""
 
     def stored_name(self, name: str) -> str:
@@ -193,70 +193,70 @@ class Profile:
     def duplicate_refusal(self, name: str, memory: bool) -> ModelError:
         return self.duplicate(name)
 
-    def next_id(self, m: Machine, name: str) -> str:
+    def next_id(self, machine: Machine, name: str) -> str:
         if self.ids == "counter":
-            m.id_counter += 1
-            return str(m.id_counter)
+            machine.id_counter += 1
+            return str(machine.id_counter)
         if self.ids == "reuse":
-            return str(max((int(i) for i in m.snapshots), default=0) + 1)
+            return str(max((int(i) for i in machine.snapshots), default=0) + 1)
         if self.ids == "uuid":
-            m.id_counter += 1
-            return f"00000000-0000-4000-8000-{m.id_counter:012x}"
+            machine.id_counter += 1
+            return f"00000000-0000-4000-8000-{machine.id_counter:012x}"
         return name  # "name": names are unique, and a snapshot's name is its identity
 
-    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
-        return m.power
+    def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
+        return machine.power
 
-    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
+    def after_create(self, machine: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
         pass
 
     # -- revert ----------------------------------------------------------------------------
 
-    def revert(self, m: Machine, op: ops.Revert) -> None:
-        target, flags = self.target_and_flags(m, op, "revert", self.revert_flags)
-        power, image = self.revert_outcome(m, target, flags)
-        m.restore(target)
-        m.load_memory(image, power)
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
+        target, flags = self.target_and_flags(machine, op, "revert", self.revert_flags)
+        power, image = self.revert_outcome(machine, target, flags)
+        machine.restore(target)
+        machine.load_memory(image, power)
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         """The power state after reverting and the memory image the RAM comes from (None: a
         fresh boot, when the VM ends up on).  Default: the snapshot's own recorded state."""
         return target.state, target.memory
 
     # -- delete ----------------------------------------------------------------------------
 
-    def delete(self, m: Machine, op: ops.Delete) -> None:
-        target, flags = self.target_and_flags(m, op, "delete", self.delete_flags)
-        self.check_delete(m, target, flags)
-        self.remove(m, target, flags)
+    def delete(self, machine: Machine, op: ops.Delete) -> None:
+        target, flags = self.target_and_flags(machine, op, "delete", self.delete_flags)
+        self.check_delete(machine, target, flags)
+        self.remove(machine, target, flags)
 
-    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+    def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         pass
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         """libvirt's delete flags, which most profiles map onto [semantics.md §7]."""
         if "children" in flags:
-            for node in m.subtree(target):
-                m.remove(node)
+            for node in machine.subtree(target):
+                machine.remove(node)
         elif "children-only" in flags:
-            for node in m.subtree(target)[:-1]:
-                m.remove(node)
+            for node in machine.subtree(target)[:-1]:
+                machine.remove(node)
         else:
-            m.remove(target)
+            machine.remove(target)
 
-    def delete_all(self, m: Machine) -> None:
+    def delete_all(self, machine: Machine) -> None:
         raise self.unsupported("'delete every snapshot' operation")
 
     # -- shared helpers --------------------------------------------------------------------
 
-    def target_and_flags(self, m: Machine, op: ops.Revert | ops.Delete, purpose: str,
+    def target_and_flags(self, machine: Machine, op: ops.Revert | ops.Delete, purpose: str,
                          allowed: frozenset[str]) -> tuple[Snapshot, frozenset[str]]:
         """The snapshot an operation names and its checked flags, checked in the system's order."""
         if self.lookup_before_flags:
-            target = self.resolve(m, op, purpose)
+            target = self.resolve(machine, op, purpose)
             return target, self.check_flags(op.flags, allowed, purpose)
         flags = self.check_flags(op.flags, allowed, purpose)
-        return self.resolve(m, op, purpose), flags
+        return self.resolve(machine, op, purpose), flags
 
     def check_flags(self, given: tuple[str, ...], allowed: frozenset[str], operation: str) -> frozenset[str]:
         for flag in given:
@@ -268,9 +268,9 @@ class Profile:
                 raise self.exclusive_flags(pair)
         return flags
 
-    def find_named(self, m: Machine, name: str) -> Snapshot | None:
+    def find_named(self, machine: Machine, name: str) -> Snapshot | None:
         """The snapshot a name finds, in the profile's order."""
-        candidates = m.named(name)
+        candidates = machine.named(name)
         if self.name_limit is not None:
             # A name cut inside a UTF-8 character is shown with U+FFFD (so over the limit once
             # encoded), and that shown name finds nothing: QEMU compares bytes (7.2.22, seen;
@@ -278,25 +278,25 @@ class Profile:
             candidates = [c for c in candidates if len(c.name.encode()) <= self.name_limit]
         if self.lookup == "table":
             return candidates[0] if candidates else None
-        return m.first_in_preorder(candidates)
+        return machine.first_in_preorder(candidates)
 
-    def lookup_ref(self, m: Machine, ref: str, purpose: str) -> Snapshot | None:
+    def lookup_ref(self, machine: Machine, ref: str, purpose: str) -> Snapshot | None:
         """What a user's argument finds; profiles that accept ids as well override this."""
-        return self.find_named(m, ref)
+        return self.find_named(machine, ref)
 
-    def resolve(self, m: Machine, op: ops.Revert | ops.Delete, purpose: str) -> Snapshot:
+    def resolve(self, machine: Machine, op: ops.Revert | ops.Delete, purpose: str) -> Snapshot:
         if op.id is not None:
-            found = m.get_id(op.id)
+            found = machine.get_id(op.id)
             ref = op.id
         elif op.ref is None:
             if not (self.revert_to_current and purpose == "revert"):
                 raise ModelError(INVALID_ARGUMENT, f"{purpose} needs a snapshot name")
-            if m.current is None:
+            if machine.current is None:
                 raise ModelError(NOT_FOUND, "the VM has no current snapshot")
-            return m.current
+            return machine.current
         else:
             ref = op.ref
-            found = self.lookup_ref(m, op.ref, purpose)
+            found = self.lookup_ref(machine, op.ref, purpose)
         if found is None:
             raise self.not_found(ref, purpose)
         return found

@@ -13,9 +13,9 @@ from .base import INVALID_STATE, NOT_FOUND, Profile
 VSPHERE_STATE = {"running": "Powered on", "shutoff": "Powered off", "suspended": "Suspended"}
 
 
-def remove_snapshots(m: Machine, target: Snapshot, children: bool) -> None:
-    for node in m.subtree(target) if children else [target]:
-        m.remove(node)
+def remove_snapshots(machine: Machine, target: Snapshot, children: bool) -> None:
+    for node in machine.subtree(target) if children else [target]:
+        machine.remove(node)
 
 
 class Esx(Profile):
@@ -45,16 +45,16 @@ class Esx(Profile):
         return ModelError(INVALID_STATE,
                           f"The attempted operation cannot be performed in the current state ({VSPHERE_STATE[power]}).")
 
-    def auto_name(self, m: Machine) -> str:
+    def auto_name(self, machine: Machine) -> str:
         # CreateSnapshot_Task's name is required and has no default (no epoch-second name as in
         # libvirt): a client with no name sends the empty string, as the vsphere driver does [§2]
         return ""
 
-    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
+    def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
         # memory=false sets the snapshot's power state to powered off [§2 Create, power states]
-        return m.power if memory else "shutoff"
+        return machine.power if memory else "shutoff"
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         # the VM takes the snapshot's execution state; suppressPowerOn keeps it from running,
         # which leaves a powered-on snapshot's memory as a suspend state [§2 RevertToSnapshot_Task]
         if target.memory is None:
@@ -63,13 +63,13 @@ class Esx(Profile):
             return "suspended", target.memory
         return "running", target.memory
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         # removeChildren removes the subtree; the nearest surviving ancestor becomes current
         # [§2 RemoveSnapshot_Task(removeChildren=true)]
-        remove_snapshots(m, target, "remove-children" in flags)
+        remove_snapshots(machine, target, "remove-children" in flags)
 
-    def delete_all(self, m: Machine) -> None:
+    def delete_all(self, machine: Machine) -> None:
         # every snapshot goes, the current state stays as the disk [§2 RemoveAllSnapshots_Task]
-        for root in list(m.roots):
-            for node in m.subtree(root):
-                m.remove(node)
+        for root in list(machine.roots):
+            for node in machine.subtree(root):
+                machine.remove(node)

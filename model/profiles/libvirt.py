@@ -1,15 +1,13 @@
-"""libvirt 9.0's snapshot API over two of its drivers [semantics.md §7]: the test driver
-(``test:///default``) and the QEMU driver's internal and external snapshots.  Flag names are
-libvirt's without the ``VIR_DOMAIN_SNAPSHOT_{CREATE,DELETE,REVERT}_`` prefix, lower case."""
+"""libvirt 9.0's snapshot API [semantics.md §7]: the rules its drivers share, and the test driver
+(``test:///default``); the QEMU driver is in ``libvirt_qemu``.  Flag names are libvirt's without
+the ``VIR_DOMAIN_SNAPSHOT_{CREATE,DELETE,REVERT}_`` prefix, lower case."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from .. import ops
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
-from .base import BASIC_TRANSITIONS, DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
+from .base import DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
 
 # libvirt-domain-snapshot.h [§7 Flags]
 CREATE_BITS = {"redefine": 1, "current": 2, "no-metadata": 4, "halt": 8, "disk-only": 16, "reuse-ext": 32,
@@ -19,71 +17,6 @@ REVERT_BITS = {"running": 1, "paused": 2, "force": 4, "reset-nvram": 8}
 FLAG_NAME = {"children": "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN", "children-only": "VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY",
              "running": "VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", "paused": "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED"}
 INVALID = "Requested operation is not valid: "
-# libvirt 9.0.0's QEMU driver, seen: a name too long for its metadata file fails after qcow2 took it
-UNSAVED_METADATA = "a snapshot whose metadata cannot be saved leaves no current snapshot"
-PHANTOM_LOAD = "a revert to a snapshot QEMU never took leaves the domain shut off"
-ID_LOAD = "a revert that loads another snapshot's disk and no memory leaves the domain shut off"
-
-
-@dataclass
-class Qcow2Entry:
-    """An internal snapshot in the disk's qcow2 table, as QEMU sees it (libvirt may not list it).
-    QEMU 7.2 applies a snapshot by id first, then by name (qcow2's find_snapshot_by_id_or_name,
-    for `loadvm`/`-loadvm` and `qemu-img snapshot -a` alike), and ids are highest + 1 [§4]: a
-    libvirt snapshot named "2" reverts to the disk and memory of qcow2 snapshot id 2 (seen)."""
-
-    id: int
-    name: str
-    view: dict[int, str]  # the blocks that read other than empty, as it was taken
-    image: str | None  # its memory image, if any
-    snapshot: str | None  # the id of the listed snapshot it belongs to, if any
-    file: str = "base"  # the image file that holds it
-
-
-@dataclass
-class QemuDriverState:
-    """What libvirt's QEMU driver keeps beyond the snapshot tree (``Machine.extra``)."""
-
-    qcow2: list[Qcow2Entry] = field(default_factory=list)
-    # external (DISK_ONLY) snapshots: overlays, which their recorded state alone does not tell
-    external: set[str] = field(default_factory=set)
-    # libvirt 9.0.0, seen: HMP `savevm "NAME"` fails for a NAME with '"' ("extraneous
-    # characters"), libvirt does not recognise that reply as an error and lists the snapshot anyway
-    phantoms: set[str] = field(default_factory=set)
-    # which image file is which: the file the domain's disk is now, the file each internal
-    # snapshot is in, and each external snapshot's overlay (the file made when it was taken) and
-    # base (its point in time)
-    live: str = "base"
-    file_of: dict[str, str] = field(default_factory=dict)
-    overlay_of: dict[str, str] = field(default_factory=dict)
-    base_of: dict[str, str] = field(default_factory=dict)
-
-    def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None) -> None:
-        # ids count per image file: each qcow2 file has its own snapshot table
-        last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
-        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live))
-
-    def merged(self, old: str, new: str) -> None:
-        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
-        self.live = new if self.live == old else self.live
-        for table in (self.file_of, self.overlay_of, self.base_of):
-            for key, value in table.items():
-                if value == old:
-                    table[key] = new
-        for entry in self.qcow2:
-            entry.file = new if entry.file == old else entry.file
-
-
-def qemu_state(m: Machine) -> QemuDriverState:
-    state = m.extra.setdefault("libvirt-qemu", QemuDriverState())
-    assert isinstance(state, QemuDriverState)
-    return state
-
-
-def _rest_on(m: Machine, base: Snapshot | None, view: dict[int, str]) -> None:
-    """Make the running state read ``view`` on top of ``base`` (only the differing blocks)."""
-    under = m.view(base)
-    m.overlay = {b: view.get(b, "") for b in view.keys() | under.keys() if view.get(b, "") != under.get(b, "")}
 
 
 class Libvirt(Profile):
@@ -137,11 +70,11 @@ class Libvirt(Profile):
                                           f"{self.driver_function}Domain{function}")
         return flags
 
-    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
-        if "halt" in flags and m.power != "shutoff":  # the snapshot keeps the state before the halt
-            m.load_memory(None, "shutoff")
+    def after_create(self, machine: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
+        if "halt" in flags and machine.power != "shutoff":  # the snapshot keeps the state before the halt
+            machine.load_memory(None, "shutoff")
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         # [§7 Revert]: the snapshot's state; RUNNING or PAUSED override it
         if target.state == "shutoff":
             return self.inactive_revert(flags)
@@ -163,10 +96,10 @@ class LibvirtTest(Libvirt):
     driver_function = "test"
     supported_create = frozenset({"redefine", "current", "halt", "quiesce", "atomic", "live", "validate"})
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         # the test driver ignores <memory snapshot='no'/> (and 'internal' while shut off): a
         # running or paused domain's snapshot always has memory (libvirt 9.0.0, seen)
-        return m.power != "shutoff"
+        return machine.power != "shutoff"
 
     def bad_power(self, operation: str, power: str) -> ModelError:
         # test_driver.c: testDomainCreate, testDomainSuspend, testDomainResume, testDomainDestroy
@@ -177,307 +110,3 @@ class LibvirtTest(Libvirt):
         if operation == "resume":
             return ModelError(INVALID_STATE, "internal error: domain 'snaptree' not paused")
         return ModelError(INVALID_STATE, INVALID + "domain is not running")
-
-
-class LibvirtQemu(Libvirt):
-    """Internal snapshots (with memory when the domain runs), and external disk-only ones."""
-
-    name = "libvirt-qemu"
-    system = "libvirt 9.0.0 QEMU driver (qemu:///embed), QEMU 7.2"
-    versions = {"libvirt": ("9.0", "11.3"), "QEMU": ("7.2", None)}
-    family = "libvirt-qemu"
-    summary = "libvirt's tree over qcow2 internal snapshots, and external disk-only overlays"
-    driver_function = "qemu"
-    supported_create = frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "validate"})
-    supported_delete = frozenset({"children", "children-only", "metadata-only"})
-    failure_side_effects = frozenset({UNSAVED_METADATA, PHANTOM_LOAD, ID_LOAD})
-    # qemuDomainSuspend succeeds on a paused domain (libvirt 9.0.0, seen)
-    transitions = {**BASIC_TRANSITIONS, "pause": {"running": "paused", "paused": "paused"}}
-
-    def bad_power(self, operation: str, power: str) -> ModelError:
-        if operation == "start":
-            return ModelError(INVALID_STATE, INVALID + "domain is already running")
-        if operation == "resume" and power == "running":
-            return ModelError(INVALID_STATE, INVALID + "domain is already running")
-        return ModelError(INVALID_STATE, INVALID + "domain is not running")
-
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
-        if "quiesce" in flags and "disk-only" not in flags:
-            raise ModelError(INVALID_ARGUMENT, "Flag 'VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY' is required by flag "
-                                               "'VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE'")
-        if op.memory and ("disk-only" in flags or m.power == "shutoff"):  # parsing the XML (libvirt 9.0.0, seen)
-            raise ModelError(INVALID_ARGUMENT, "XML error: memory state cannot be saved with offline or disk-only "
-                                               "snapshot")
-        if "disk-only" in flags or op.memory is False:
-            return False  # check_name refuses a running domain's internal snapshot without memory
-        return m.power != "shutoff"
-
-    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        if "/" in name:  # qemuSnapshotCreateXML [§7 QEMU driver, internal]
-            raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't contain '/'")
-        if name.startswith("."):
-            raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't start with '.'")
-        # the checks below come after the name's, in this order (libvirt 9.0.0, seen)
-        if "live" in flags:  # LIVE needs an external memory snapshot, which no operation asks for
-            raise ModelError(UNSUPPORTED, "Operation not supported: live snapshot creation is supported only "
-                                          "during full system snapshots")
-        if not memory and "disk-only" not in flags and m.power != "shutoff":
-            raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshot of a running VM must "
-                                          "include the memory state")
-        if "quiesce" in flags and m.power != "shutoff":
-            raise self.quiesce_refusal(m)
-        self.before_taking(m, name, memory, flags)
-        if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
-            # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
-            # it is not listed and there is no current snapshot afterwards (libvirt 9.0.0, seen).
-            # The running state keeps reading the same: it no longer rests on a snapshot.
-            view = m.view(None)
-            m.overlay, m.current = dict(view), None
-            qemu_state(m).take(name, view, m.ram if m.power != "shutoff" else None, None)  # left unlisted
-            if "halt" in flags:  # the snapshot was taken and the domain halted before the failure (seen)
-                m.load_memory(None, "shutoff")
-            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to save metadata for snapshot {name}",
-                             side_effect=UNSAVED_METADATA)
-
-    def quiesce_refusal(self, m: Machine) -> ModelError:
-        if m.power == "paused":  # the guest agent needs a running guest, asked first (9.0.0 and 11.3.0, seen)
-            return ModelError(INVALID_STATE, "Requested operation is not valid: domain is not running")
-        return ModelError(UNSUPPORTED, "argument unsupported: QEMU guest agent is not configured")  # it has none
-
-    def before_taking(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
-
-    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
-        # a disk-only snapshot records the domain's state but holds no memory
-        # seen on 9.0.0: an external snapshot of a shut-off domain records "shutoff"
-        return "disk-snapshot" if "disk-only" in flags and m.power != "shutoff" else m.power
-
-    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
-        state = qemu_state(m)
-        if '"' in snap.name and snap.memory is not None:  # taken by HMP savevm: see QemuDriverState.phantoms
-            # no point in time was saved: the snapshot reads '?' everywhere, and the running
-            # state (and so every later snapshot) holds the whole disk itself
-            full = {block: m.read(snap, block) for block in range(m.blocks)}
-            snap.delta = {block: "?" for block in range(m.blocks)}
-            m.overlay = full
-            state.phantoms.add(snap.id)
-        elif "disk-only" in flags:  # the domain's disk moves to a new overlay on top of the old file
-            state.external.add(snap.id)
-            state.base_of[snap.id] = state.live
-            state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{m.clock}"
-        else:
-            state.take(snap.name, m.view(snap), snap.memory, snap.id)
-            state.file_of[snap.id] = state.live
-        super().after_create(m, snap, flags)
-
-    def qcow2_source(self, m: Machine, target: Snapshot) -> Qcow2Entry | None:
-        """The qcow2 snapshot QEMU applies for ``target``: by id first, then by name, in the table
-        of the image file that holds it (seen on 9.0.0: "2", the first snapshot of an external
-        overlay, reverts to the overlay's id 2)."""
-        state = qemu_state(m)
-        file = state.file_of.get(target.id, state.live)
-        table = [e for e in state.qcow2 if e.file == file]
-        by_id = next((e for e in table if str(e.id) == target.name), None)
-        return by_id or next((e for e in table if e.name == target.name), None)
-
-    def revert(self, m: Machine, op: ops.Revert) -> None:
-        super().revert(m, op)
-        target = m.current
-        state = qemu_state(m)
-        if target is not None and target.id in state.file_of:  # the domain's disk is the snapshot's file again
-            state.live = state.file_of[target.id]
-        source = self.qcow2_source(m, target) if target is not None else None
-        if target is not None and source is not None and source.snapshot != target.id:
-            _rest_on(m, target, source.view)  # the disk of the qcow2 snapshot with that id
-
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        state = qemu_state(m)
-        if target.id in state.phantoms:  # QEMU's -loadvm fails and QEMU exits; current stays (9.0.0, seen)
-            m.load_memory(None, "shutoff")
-            raise ModelError(NOT_FOUND, "internal error: qemu unexpectedly closed the monitor: Snapshot "
-                                        f"'{target.name}' does not exist in one or more devices",
-                             side_effect=PHANTOM_LOAD)
-        if target.id in state.external:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: revert to external snapshot not supported yet")
-        power, image = super().revert_outcome(m, target, flags)
-        source = self.qcow2_source(m, target)
-        if source is None or source.snapshot == target.id or image is None:
-            return power, image
-        if source.image is None:  # QEMU applied the other disk, then found no memory to load
-            _rest_on(m, m.current, source.view)
-            m.load_memory(None, "shutoff")
-            raise ModelError(DISK_ONLY, "internal error: qemu unexpectedly closed the monitor: Not a migration "
-                                        "stream", side_effect=ID_LOAD)
-        return power, source.image
-
-    def inactive_revert(self, flags: frozenset[str]) -> tuple[str, str | None]:
-        # the QEMU driver starts (or pauses) the domain for RUNNING or PAUSED [§7 Revert]
-        if "running" in flags:
-            return "running", None
-        if "paused" in flags:
-            return "paused", None
-        return "shutoff", None
-
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        state = qemu_state(m)
-        if "metadata-only" not in flags:  # the qcow2 snapshots go too, found by name (delvm, qemu-img -d)
-            for node in self.deleted(m, target, flags):
-                self.commit_external(m, node)
-                entry = self.qcow2_entry_deleted(m, node)
-                if entry is not None:
-                    state.qcow2.remove(entry)
-        self.forget(m, target, flags)
-        super().remove(m, target, flags)
-
-    def qcow2_entry_deleted(self, m: Machine, node: Snapshot) -> Qcow2Entry | None:
-        """The qcow2 snapshot a delete removes: by name, in the snapshot's own file."""
-        state = qemu_state(m)
-        if node.id in state.external or ('"' in node.name and m.power != "shutoff"):
-            return None  # an overlay has no entry; HMP delvm cannot parse a name with '"' either
-        file = state.file_of.get(node.id, state.live)
-        return next((e for e in state.qcow2 if e.name == node.name and e.file == file), None)
-
-    @staticmethod
-    def deleted(m: Machine, target: Snapshot, flags: frozenset[str]) -> list[Snapshot]:
-        nodes = m.subtree(target)
-        return nodes if "children" in flags else nodes[:-1] if "children-only" in flags else [target]
-
-    @staticmethod
-    def in_active_chain(m: Machine, target: Snapshot) -> bool:
-        node = m.current
-        while node is not None and node is not target:
-            node = node.parent
-        return node is target
-
-    def commit_external(self, m: Machine, node: Snapshot) -> None:
-        """Deleting an external snapshot on the current chain commits its overlay into its base
-        (qemuSnapshotDeleteExternal): whatever rested on the overlay rests on the base."""
-        state = qemu_state(m)
-        if node.id in state.external and self.in_active_chain(m, node):
-            state.merged(state.overlay_of[node.id], state.base_of[node.id])
-
-    def forget(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        """A name is an id: a later snapshot of a deleted one's name starts afresh."""
-        state = qemu_state(m)
-        for node in self.deleted(m, target, flags):
-            for table in (state.file_of, state.overlay_of, state.base_of):
-                table.pop(node.id, None)
-            state.external.discard(node.id)
-
-    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        # libvirt 9.0's rules for external snapshots [§7 QEMU driver, external]; which of them
-        # CHILDREN and CHILDREN_ONLY meet was seen on 9.0.0: an external descendant refuses both,
-        # an external target refuses CHILDREN (even as a leaf) and lets CHILDREN_ONLY through
-        if "metadata-only" in flags:
-            return
-        state = qemu_state(m)
-        external = state.external
-        if target.id not in external and m.power != "shutoff" and state.file_of.get(target.id, state.live) != state.live:
-            # qemuSnapshotDeleteValidate: a running domain deletes an internal snapshot through
-            # its own disk only (seen on 9.0.0 and 11.3.0)
-            raise ModelError(UNSUPPORTED, "Operation not supported: disk image 'vda' for internal snapshot "
-                                          f"'{target.name}' is not the same as disk image currently used by VM")
-        if flags & {"children", "children-only"}:
-            if any(node.id in external for node in m.subtree(target)[:-1]):
-                raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external children disk "
-                                              "snapshots not supported")
-            if "children" in flags and target.id in external:
-                raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external disk snapshots "
-                                              "with children not supported")
-            return
-        if target.id not in external:
-            return
-        if target.parent is not None and target.parent.id not in external:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deleting external snapshot that has "
-                                          "internal snapshot as parent not supported")
-
-
-# QEMU's id_wellformed (util/id.c): a job id is a letter, then letters, digits, '-', '.', '_'
-JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
-
-
-class LibvirtQemu113(LibvirtQemu):
-    """libvirt 11.3.0's QEMU driver (bookworm-backports, with QEMU 10.0.2): each rule below
-    is one seen to differ from 9.0's by replaying the 9.0 scenarios and by probes on 11.3.0
-    (qemu_snapshot.c names the functions).  Internal snapshots of a running domain go through
-    QMP jobs (snapshot-save, -load, -delete) instead of HMP; external snapshots can be reverted
-    to, and deleting them follows qemuSnapshotDeleteValidate's rules."""
-
-    name = "libvirt-qemu-11.3"
-    system = "libvirt 11.3.0 QEMU driver (qemu:///embed), QEMU 10.0"
-    versions = {"libvirt": ("11.3", None), "QEMU": ("10.0", None)}
-    family = "libvirt-qemu"
-    summary = "libvirt 11.3's QEMU driver: QMP snapshot jobs, revert to external snapshots, 11.3's delete rules"
-    failure_side_effects = frozenset({UNSAVED_METADATA, ID_LOAD})  # no phantoms: QMP reports the failure
-
-    def before_taking(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        if memory and "disk-only" not in flags and m.power != "shutoff":  # QMP snapshot-save
-            self.check_job_id(name, "snapshot-save", "save")
-            state = qemu_state(m)
-            if any(e.name == name and e.file == state.live for e in state.qcow2):
-                # snapshot-save refuses a tag the image already has (left by a failed create, or
-                # by a METADATA_ONLY delete): seen on 11.3.0, where 9.0's savevm overwrote it
-                raise ModelError(DUPLICATE, f"operation failed: snapshot-save job failed: Snapshot '{name}' "
-                                            "already exists in one or more devices")
-
-    @staticmethod
-    def check_job_id(name: str, command: str, job: str) -> None:
-        """qemuSnapshotCreateActiveInternal and friends name the QMP job internal-snapshot-JOB-NAME:
-        QEMU refuses a name with other characters than JOB_ID_CHARS (seen on 11.3.0 for ' ', '+',
-        ',', "'", '"', 'é')."""
-        if not set(name) <= JOB_ID_CHARS:
-            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to execute QEMU command '{command}': "
-                                               f"Invalid job ID 'internal-snapshot-{job}-{name}'")
-
-    def revert(self, m: Machine, op: ops.Revert) -> None:
-        target = self.resolve(m, op, "revert")
-        state = qemu_state(m)
-        if target.id not in state.external:
-            super().revert(m, op)
-            return
-        # 11.3.0, seen: a revert to an external snapshot succeeds (qemuSnapshotRevertExternal); a
-        # new overlay <image>.<epoch second> on the snapshot's file takes the writes and the
-        # discarded one is deleted; the domain boots afresh: shut off unless RUNNING or PAUSED,
-        # from whatever power state and whatever state the snapshot recorded
-        Libvirt.revert(self, m, op)
-        state.live = state.overlay_of[target.id] = f"revert-{target.id}-{m.clock}"
-
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        if target.id in qemu_state(m).external:
-            return self.inactive_revert(flags)
-        try:
-            return super().revert_outcome(m, target, flags)
-        except ModelError as error:
-            if error.side_effect != ID_LOAD:
-                raise
-            # the same outcome as 9.0's, reported by the QMP snapshot-load job (11.3.0, seen)
-            raise ModelError(DISK_ONLY, f"operation failed: load of internal snapshot '{target.name}' job "
-                                        "failed: Error -22 while loading VM state", side_effect=ID_LOAD) from None
-
-    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        state = qemu_state(m)
-        if "metadata-only" in flags or flags & {"children", "children-only"} or target.id not in state.external:
-            super().check_delete(m, target, flags)  # CHILDREN, CHILDREN_ONLY: 9.0's rules and words (seen)
-            if "children-only" in flags and target.id in state.external and target.children and m.current is target:
-                # the current external snapshot keeps its children: 11.3.0, seen (9.0 deletes them)
-                raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot "
-                                              "that is not a leaf snapshot is not supported")
-            if m.power != "shutoff" and "metadata-only" not in flags:
-                for node in self.deleted(m, target, flags):  # QMP snapshot-delete: the same job id rule (seen on 11.3.0)
-                    if node.id not in state.external:
-                        self.check_job_id(node.name, "snapshot-delete", "delete")
-            return
-        # an external snapshot, without flags: qemuSnapshotDeleteValidate and
-        # qemuSnapshotDeleteExternalPrepareData, in the order seen on 11.3.0
-        if len(target.children) > 1:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external disk snapshot with "
-                                          "multiple children snapshots not supported")
-        if target.parent is not None and target.parent.id not in state.external:
-            raise ModelError(UNSUPPORTED, "Operation not supported: deleting external snapshot that has internal "
-                                          "snapshot as parent not supported")
-        if target.children and m.current is target:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot that "
-                                          "is not a leaf snapshot is not supported")
-        if target.children and not self.in_active_chain(m, target):
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of non-leaf external snapshot that "
-                                          "is not in active chain is not supported")

@@ -24,7 +24,7 @@ from ..machine import Machine, Snapshot
 from .base import DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, Profile
 from .esx import remove_snapshots
 from .libvirt import Libvirt
-from .vcsim import STALE, Vcsim
+from .vcsim import StaleCurrent, Vcsim, stale_current
 
 UNNAMED_CURRENT = "(unnamed)"  # a current snapshot libvirt cannot look up ("Could not find domain snapshot ...")
 NOT_ON, NOT_OFF = "Domain is not powered on", "Domain is not powered off"
@@ -45,8 +45,8 @@ class LibvirtEsxRules(Libvirt):
     supported_delete = frozenset({"children", "metadata-only"})  # children-only: refused
     supported_revert = frozenset()  # running, paused, force: refused
 
-    def auto_name(self, m: Machine) -> str:
-        return Profile.auto_name(self, m)  # libvirt's epoch second, not vSphere's required name
+    def auto_name(self, machine: Machine) -> str:
+        return Profile.auto_name(self, machine)  # libvirt's epoch second, not vSphere's required name
 
     def not_found(self, ref: str, purpose: str) -> ModelError:
         return ModelError(NOT_FOUND, f"Domain snapshot not found: Could not find snapshot with name '{ref}'")
@@ -58,43 +58,43 @@ class LibvirtEsxRules(Libvirt):
         why = {"start": NOT_OFF, "resume": "Domain is not suspended"}.get(operation, NOT_ON)
         return ModelError(INVALID_STATE, f"Requested operation is not valid: {why}")
 
-    def crash(self, m: Machine, what: str) -> ModelError:
+    def crash(self, machine: Machine, what: str) -> ModelError:
         # libcurl re-sends the dropped request, which crashes again: an error, and nothing changed
         return ModelError(ErrorKind.CRASHED, f"internal error: curl_easy_perform() returned an error: Server "
                                              f"returned nothing (no headers, no data) ({what})")
 
-    def observed_current(self, m: Machine) -> str | None:
+    def observed_current(self, machine: Machine) -> str | None:
         # hasCurrentSnapshot is 1, snapshotCurrent fails: the driver reports the marker
-        return UNNAMED_CURRENT if m.extra.get(STALE) is not None else super().observed_current(m)
+        return UNNAMED_CURRENT if stale_current(machine) is not None else super().observed_current(machine)
 
-    def create(self, m: Machine, op: ops.CreateSnapshot) -> Snapshot:
+    def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot:
         # libvirt refuses a name the tree has before it calls CreateSnapshot_Task
         self.check_flags(op.flags, self.create_flags, "create")
-        if op.name and self.find_named(m, op.name) is not None:
+        if op.name and self.find_named(machine, op.name) is not None:
             raise self.duplicate(op.name)
-        return super().create(m, op)
+        return super().create(machine, op)
 
-    def revert(self, m: Machine, op: ops.Revert) -> None:
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
         if op.ref is None and op.id is None:
             raise ModelError(INVALID_ARGUMENT, "revert needs a snapshot name")
-        super().revert(m, op)  # RevertToSnapshot_Task without suppressPowerOn
+        super().revert(machine, op)  # RevertToSnapshot_Task without suppressPowerOn
 
-    def delete(self, m: Machine, op: ops.Delete) -> None:
-        target, flags = self.target_and_flags(m, op, "delete", self.delete_flags)
+    def delete(self, machine: Machine, op: ops.Delete) -> None:
+        target, flags = self.target_and_flags(machine, op, "delete", self.delete_flags)
         if "metadata-only" in flags:
             return  # reports success and removes nothing
-        self.remove(m, target, frozenset({"remove-children"}) if "children" in flags else frozenset())
+        self.remove(machine, target, frozenset({"remove-children"}) if "children" in flags else frozenset())
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        left = len(m.snapshots) - len(m.subtree(target) if "remove-children" in flags else [target])
-        if m.current is target and target.parent is None and left:
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        left = len(machine.snapshots) - len(machine.subtree(target) if "remove-children" in flags else [target])
+        if machine.current is target and target.parent is None and left:
             # vcsim crashes on the first request, libcurl re-sends it and the second removes the
             # snapshot, leaving current an empty reference
-            remove_snapshots(m, target, "remove-children" in flags)
-            m.current = None
-            m.extra[STALE] = ""
+            remove_snapshots(machine, target, "remove-children" in flags)
+            machine.current = None
+            machine.profile_state = StaleCurrent("")
             return
-        super().remove(m, target, flags)
+        super().remove(machine, target, flags)
 
 
 class LibvirtEsx(LibvirtEsxRules, Vcsim):

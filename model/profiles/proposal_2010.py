@@ -43,11 +43,11 @@ class Proposal2010(Profile):
     def duplicate(self, name: str) -> ModelError:
         return ModelError(DUPLICATE, f"snapshot '{name}' already exists: duplicate names are unsupported")
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         return "running", target.memory  # virDomainCreateFromSnapshot starts the guest [§8]
 
-    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        dependants = len(target.children) + (target is m.current)
+    def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        dependants = len(target.children) + (target is machine.current)
         if ("merge" in flags or not flags) and dependants > 1:
             raise ModelError(HAS_CHILDREN, f"merging '{target.name}' would discard other snapshots: "
                                            "use MERGE_FORCE")
@@ -55,6 +55,6 @@ class Proposal2010(Profile):
             raise ModelError(HAS_CHILDREN, f"deleting '{target.name}' would discard its children: "
                                            "use DISCARD_FORCE")
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        for node in m.subtree(target) if "discard-force" in flags else [target]:
-            m.remove(node)
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        for node in machine.subtree(target) if "discard-force" in flags else [target]:
+            machine.remove(node)

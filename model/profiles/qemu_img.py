@@ -32,21 +32,21 @@ class QemuImg(Profile):
             return ModelError(NOT_FOUND, f"Could not apply snapshot '{ref}': Failed to load snapshot: No such file or directory")
         return ModelError(NOT_FOUND, f"Could not delete snapshot '{ref}': snapshot not found")  # [§4 -d]
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         if op.memory:
             raise self.unsupported("memory to save (qemu-img snapshots are disk-only)")
         return False
 
-    def auto_name(self, m: Machine) -> str:
+    def auto_name(self, machine: Machine) -> str:
         raise ModelError(INVALID_ARGUMENT, "Expecting one image file name")  # -c needs a name
 
-    def lookup_ref(self, m: Machine, ref: str, purpose: str) -> Snapshot | None:
+    def lookup_ref(self, machine: Machine, ref: str, purpose: str) -> Snapshot | None:
         # -a tries the id first, then the name; -d matches the name only [§4]
         if purpose == "revert":
-            by_id = m.get_id(ref)
+            by_id = machine.get_id(ref)
             if by_id is not None:
                 return by_id
-        return self.find_named(m, ref)
+        return self.find_named(machine, ref)
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         return "shutoff", None

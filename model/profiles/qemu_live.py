@@ -5,19 +5,31 @@ observed on QEMU 7.2.22.  The table is qcow2's: flat, no current, ids reused, na
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .. import ops
 from ..errors import ModelError
-from ..machine import Machine, Snapshot
+from ..machine import Machine, ProfileState, Snapshot
 from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, Profile
 
 DISK_NODE = "disk0"  # the qcow2 node's name in the driver's QEMU command line
 FAILED_LOAD = "a failed load leaves a running VM stopped in restore-vm"
 LOAD_MOVED_DISK = "a load that fails on an empty VM state has already taken the disk back"
-# Machine.extra keys: the memory image left in the running disk's VM-state area, and the one
-# each disk-only snapshot's VM-state area holds (by snapshot id)
-VMSTATE, HIDDEN_VMSTATE = "qemu-vmstate", "qemu-hidden-vmstate"
+
+
+@dataclass
+class VmStateAreas(ProfileState):
+    """What live QEMU keeps beyond its snapshot table (``Machine.profile_state``, made by the first
+    snapshot): the qcow2 disk's VM-state areas."""
+
+    # the memory image left in the running disk's VM-state area; ``vmstate_set`` once a savevm or
+    # a load has set it (an area never set reads as an emptied one, None, but the two are kept
+    # apart so that states compare as they always have)
+    vmstate: str | None = None
+    vmstate_set: bool = False
+    # the memory image each disk-only snapshot's VM-state area holds, by snapshot id
+    hidden: dict[str, str] = field(default_factory=dict)
 
 
 class LiveQemu(Profile):
@@ -46,17 +58,17 @@ class LiveQemu(Profile):
             return ModelError(INVALID_STATE, f"cannot {operation}: no QEMU process is running")
         return ModelError(INVALID_STATE, f"cannot {operation}: QEMU is already running")
 
-    def require_qemu(self, m: Machine, command: str) -> None:
-        if m.power == "shutoff":
+    def require_qemu(self, machine: Machine, command: str) -> None:
+        if machine.power == "shutoff":
             raise self.bad_power(command, "shutoff")
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
-        self.require_qemu(m, "snapshot")
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+        self.require_qemu(machine, "snapshot")
         if op.memory is False and op.name is None:  # blockdev-snapshot-internal-sync needs one (seen on 7.2.22)
             raise ModelError(INVALID_ARGUMENT, "Parameter 'name' is missing")
         return op.memory is not False
 
-    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         if not memory and name == "":
             raise ModelError(INVALID_ARGUMENT, "Name is empty")  # [§5 blockdev-snapshot-internal-sync]
 
@@ -68,19 +80,19 @@ class LiveQemu(Profile):
             return ModelError(DUPLICATE, f"Snapshot with name '{name}' already exists on device '{DISK_NODE}'")
         return ModelError(DUPLICATE, f"Snapshot '{name}' already exists in one or more devices")  # [§5 snapshot-save]
 
-    def revert(self, m: Machine, op: ops.Revert) -> None:
-        self.require_qemu(m, "load a snapshot")
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
+        self.require_qemu(machine, "load a snapshot")
         self.check_flags(op.flags, self.revert_flags, "revert")
         self.require_name(op)
-        target = m.get_id(op.id) if op.id is not None else self.find_named(m, op.ref or "")
+        target = machine.get_id(op.id) if op.id is not None else self.find_named(machine, op.ref or "")
         if target is None or target.memory is None:
             if target is None:
                 name = op.ref if op.id is None else op.id
                 error = ModelError(NOT_FOUND, f"Snapshot '{name}' does not exist in one or more devices")
             else:
                 error = ModelError(DISK_ONLY, "This is a disk-only snapshot. Revert to it  offline using qemu-img")
-            if m.power == "running":  # hmp_loadvm stops the VM before it looks [§5 loadvm]
-                m.power = "paused"
+            if machine.power == "running":  # hmp_loadvm stops the VM before it looks [§5 loadvm]
+                machine.power = "paused"
                 error.side_effect = FAILED_LOAD
             raise error
         if op.id is None:
@@ -88,39 +100,41 @@ class LiveQemu(Profile):
             # itself goes to the snapshot whose *id* is that name, if any (qcow2_snapshot_goto's
             # find_snapshot_by_id_or_name), disk and RAM; a disk-only one then loads the VM state
             # its disk holds (see after_create), and without one fails with the disk gone back.
-            target = m.get_id(op.ref or "") or target
-        image = target.memory or m.extra.get(HIDDEN_VMSTATE, {}).get(target.id)
-        m.restore(target)
-        m.extra[VMSTATE] = image
+            target = machine.get_id(op.ref or "") or target
+        areas = machine.state(VmStateAreas)
+        image = target.memory or areas.hidden.get(target.id)
+        machine.restore(target)
+        areas.vmstate, areas.vmstate_set = image, True
         if image is None:
             error = ModelError(DISK_ONLY, "Error -22 while loading VM state", side_effect=LOAD_MOVED_DISK)
-            if m.power == "running":
-                m.power = "paused"
+            if machine.power == "running":
+                machine.power = "paused"
             raise error
         # the run state after a load is the run state before it; RAM is restored [§5 loadvm]
-        m.load_memory(image, m.power)
+        machine.load_memory(image, machine.power)
 
-    def after_create(self, m: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
+    def after_create(self, machine: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
         # Seen on QEMU 7.2.22: the VM state lives in the qcow2 disk's VM-state area, which a
         # load brings back with the disk and savevm discards once its snapshot holds it; so a
         # disk-only snapshot taken after a load (and no savevm since) holds that load's VM
         # state, hidden (VM SIZE 0), and loading it by id brings that RAM back
-        hidden = m.extra.setdefault(HIDDEN_VMSTATE, {})
-        for gone in [sid for sid in hidden if sid not in m.snapshots]:  # before a reused id inherits it
+        areas = machine.state(VmStateAreas)
+        hidden = areas.hidden
+        for gone in [sid for sid in hidden if sid not in machine.snapshots]:  # before a reused id inherits it
             del hidden[gone]
         if snap.memory is None:
-            if m.extra.get(VMSTATE) is not None:
-                hidden[snap.id] = m.extra[VMSTATE]
+            if areas.vmstate is not None:
+                hidden[snap.id] = areas.vmstate
         else:
-            m.extra[VMSTATE] = None
+            areas.vmstate, areas.vmstate_set = None, True
 
-    def delete(self, m: Machine, op: ops.Delete) -> None:
-        self.require_qemu(m, "delete a snapshot")
+    def delete(self, machine: Machine, op: ops.Delete) -> None:
+        self.require_qemu(machine, "delete a snapshot")
         flags = self.check_flags(op.flags, self.delete_flags, "delete")
         self.require_name(op)
-        target = m.get_id(op.id) if op.id is not None else self.find_named(m, op.ref or "")
+        target = machine.get_id(op.id) if op.id is not None else self.find_named(machine, op.ref or "")
         if target is not None:  # deleting a missing name is a silent success [§5 delvm]
-            self.remove(m, target, flags)
+            self.remove(machine, target, flags)
 
 
 class QemuHmp(LiveQemu):
@@ -130,8 +144,8 @@ class QemuHmp(LiveQemu):
     summary = "savevm overwrites the first same-named snapshot; flat table; ids reused"
     duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5 savevm]
 
-    def auto_name(self, m: Machine) -> str:
-        return time.strftime("vm-%Y%m%d%H%M%S", time.gmtime(m.clock))  # [§5 savevm: no name]
+    def auto_name(self, machine: Machine) -> str:
+        return time.strftime("vm-%Y%m%d%H%M%S", time.gmtime(machine.clock))  # [§5 savevm: no name]
 
 
 class QemuQmp(LiveQemu):
@@ -141,5 +155,5 @@ class QemuQmp(LiveQemu):
     summary = "snapshot-save refuses an existing tag; flat table; ids reused"
     duplicates = "refuse"  # overwrite=false [§5 snapshot-save]
 
-    def auto_name(self, m: Machine) -> str:
+    def auto_name(self, machine: Machine) -> str:
         raise ModelError(INVALID_ARGUMENT, "Parameter 'tag' is missing")

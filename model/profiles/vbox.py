@@ -56,51 +56,51 @@ class VBox(Profile):
             return ModelError(NOT_FOUND, f"Could not find a snapshot with UUID {{{ref.strip('{}')}}}")
         return ModelError(NOT_FOUND, f"Could not find a snapshot named '{ref}'")
 
-    def lookup_ref(self, m: Machine, ref: str, purpose: str) -> Snapshot | None:
-        if not m.roots:
+    def lookup_ref(self, machine: Machine, ref: str, purpose: str) -> Snapshot | None:
+        if not machine.roots:
             raise ModelError(NOT_FOUND, "This machine does not have any snapshots")
         if ref == "":  # an empty nameOrId finds the first snapshot (Machine::findSnapshot)
-            return m.roots[0]
+            return machine.roots[0]
         if UUID.match(ref):
-            return m.get_id(ref.strip("{}").lower())
-        return self.find_named(m, ref)
+            return machine.get_id(ref.strip("{}").lower())
+        return self.find_named(machine, ref)
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         # SessionMachine::takeSnapshot [§3 takeSnapshot]
-        if "live" in flags and m.power != "running":
+        if "live" in flags and machine.power != "running":
             raise ModelError(INVALID_STATE, "Cannot take a live snapshot of a virtual machine unless it is running.")
-        online_or_saved = m.power != "shutoff"
+        online_or_saved = machine.power != "shutoff"
         if op.memory is False and online_or_saved:
             # an online snapshot always saves the state (unless a debugging extradata key is set)
             raise ModelError(UNSUPPORTED, "VirtualBox saves the machine state with every snapshot of a running, "
                                           "paused or saved machine")
         return online_or_saved
 
-    def check_name(self, m: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         if UUID.match(name):
             raise ModelError(INVALID_ARGUMENT, "A machine cannot have a UUID as its name")  # Snapshot::setName
 
-    def auto_name(self, m: Machine) -> str:
+    def auto_name(self, machine: Machine) -> str:
         raise ModelError(INVALID_ARGUMENT, "takeSnapshot needs a name")
 
-    def revert_outcome(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
+    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         # SessionMachine::restoreSnapshot refuses an online machine, Paused included [§3 restoreSnapshot]
-        if m.power in ("running", "paused"):
+        if machine.power in ("running", "paused"):
             raise ModelError(INVALID_STATE, "Cannot delete the current state of the running machine "
-                                            f"(machine state: {VBOX_STATE[m.power]})")
+                                            f"(machine state: {VBOX_STATE[machine.power]})")
         # a snapshot with a saved state leaves the machine Saved, otherwise PoweredOff
         return ("saved", target.memory) if target.memory is not None else ("shutoff", None)
 
-    def check_delete(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+    def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         if "and-all-children" in flags:  # IMachine::deleteSnapshotAndAllChildren [§3]
             raise ModelError(UNSUPPORTED, "Not implemented (E_NOTIMPL): deleteSnapshotAndAllChildren")
         what = f"Snapshot '{target.name}' of the machine '{MACHINE}' cannot be deleted, because it"
         if len(target.children) > 1:  # SessionMachine::i_deleteSnapshot [§3]
             raise ModelError(HAS_CHILDREN, f"{what} has {len(target.children)} child snapshots, "
                                            "which is more than the one snapshot allowed for deletion")
-        if target is m.current and target.children:  # the current state counts as a second child
+        if target is machine.current and target.children:  # the current state counts as a second child
             raise ModelError(HAS_CHILDREN, f"{what} is the current snapshot and has one child snapshot")
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         # Snapshot::i_beginSnapshotDelete appends the child to the grandparent's list
-        m.remove(target, children_last=True)
+        machine.remove(target, children_last=True)

@@ -18,16 +18,29 @@ starts a fresh simulator where the crash left the old one unusable).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import ops
 from ..errors import ErrorKind, ModelError
-from ..machine import Machine, Snapshot
+from ..machine import Machine, ProfileState, Snapshot
 from .base import NOT_FOUND
 from .esx import Esx
 
 CRASHED = "crashed"  # the power state after a crash, and the side effect's name
-STALE = "stale-current"  # m.extra: the id of a removed snapshot that vcsim still calls current
+
+
+@dataclass
+class StaleCurrent(ProfileState):
+    """``Machine.profile_state`` while vcsim still calls a removed snapshot current (None otherwise)."""
+
+    id: str  # the removed snapshot's id ("" for an empty reference)
+
+
+def stale_current(machine: Machine) -> str | None:
+    """The id of the removed snapshot that vcsim calls current, if any."""
+    state = machine.profile_state
+    return state.id if isinstance(state, StaleCurrent) else None
 
 
 class Vcsim(Esx):
@@ -42,68 +55,68 @@ class Vcsim(Esx):
     failure_side_effects = frozenset({CRASHED})
     disk = False  # no disk deltas are made, so writes are refused and every view is empty [§2]
 
-    def apply(self, m: Machine, op: ops.Operation) -> Snapshot | None:
-        if m.power == CRASHED:
+    def perform(self, machine: Machine, op: ops.Operation) -> Snapshot | None:
+        if machine.power == CRASHED:
             raise ModelError(ErrorKind.CRASHED, "the simulator crashed earlier in this history")
-        return super().apply(m, op)
+        return super().perform(machine, op)
 
-    def crash(self, m: Machine, what: str) -> ModelError:
-        m.power = CRASHED
+    def crash(self, machine: Machine, what: str) -> ModelError:
+        machine.power = CRASHED
         return ModelError(ErrorKind.CRASHED, f"vcsim 0.24.2 crashed on {what}: the connection was reset", CRASHED)
 
-    def observed_current(self, m: Machine) -> str | None:
-        stale = m.extra.get(STALE)
-        return stale if stale is not None else super().observed_current(m)
+    def observed_current(self, machine: Machine) -> str | None:
+        stale = stale_current(machine)
+        return stale if stale is not None else super().observed_current(machine)
 
-    def power(self, m: Machine, operation: str) -> None:
-        if operation == "suspend" and m.power == "shutoff":  # no RAM to keep (seen, real-vcsim-power.xml)
-            m.power = "suspended"
+    def power(self, machine: Machine, operation: str) -> None:
+        if operation == "suspend" and machine.power == "shutoff":  # no RAM to keep (seen, real-vcsim-power.xml)
+            machine.power = "suspended"
             return
-        super().power(m, operation)
+        super().power(machine, operation)
 
-    def memory_for(self, m: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
-        return super().memory_for(m, op, flags) and m.ram is not None  # a VM suspended while off has none
+    def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
+        return super().memory_for(machine, op, flags) and machine.ram is not None  # a VM suspended while off has none
 
-    def create(self, m: Machine, op: ops.CreateSnapshot) -> Snapshot:
-        if m.extra.get(STALE) is not None:
+    def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot:
+        if stale_current(machine) is not None:
             # the new snapshot's parent is a removed one (seen; real-vcsim-stale-current.xml)
-            raise self.crash(m, "a create while current is a removed snapshot")
-        return super().create(m, op)
+            raise self.crash(machine, "a create while current is a removed snapshot")
+        return super().create(machine, op)
 
-    def recorded_state(self, m: Machine, memory: bool, flags: frozenset[str]) -> str:
+    def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
         # the VM's power state, memory or not: memory=false on a running VM records poweredOn
         # (seen; real-vcsim-create-state.xml)
-        return m.power
+        return machine.power
 
-    def revert(self, m: Machine, op: ops.Revert) -> None:
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
         if op.ref is None and op.id is None:
             # RevertToCurrentSnapshot_Task succeeds and does nothing; with no snapshot info at
             # all it is an immediate NotFound (seen; real-vcsim-revert-power.xml)
             self.check_flags(op.flags, self.revert_flags, "revert")
-            if m.current is None and m.extra.get(STALE) is None:
+            if machine.current is None and stale_current(machine) is None:
                 raise ModelError(NOT_FOUND, "snapshot not found")
             return
-        target, _ = self.target_and_flags(m, op, "revert", self.revert_flags)
+        target, _ = self.target_and_flags(machine, op, "revert", self.revert_flags)
         # only currentSnapshot changes: the power state stays, suppressPowerOn is ignored
         # (seen; real-vcsim-revert-power.xml)
-        m.restore(target)
-        m.extra.pop(STALE, None)
+        machine.restore(target)
+        machine.profile_state = None
 
-    def remove(self, m: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        doomed = m.subtree(target) if "remove-children" in flags else [target]
-        left = len(m.snapshots) - len(doomed)
-        if m.current is target and target.parent is None and left:
+    def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
+        doomed = machine.subtree(target) if "remove-children" in flags else [target]
+        left = len(machine.snapshots) - len(doomed)
+        if machine.current is target and target.parent is None and left:
             # the current root's parent is a nil reference (seen; real-vcsim-remove-current-root.xml)
-            raise self.crash(m, "removing the current snapshot, a root, while others remain")
-        stale = m.current if m.current is not target and m.current in doomed else None
-        super().remove(m, target, flags)
+            raise self.crash(machine, "removing the current snapshot, a root, while others remain")
+        stale = machine.current if machine.current is not target and machine.current in doomed else None
+        super().remove(machine, target, flags)
         if not left:
-            m.extra.pop(STALE, None)  # no snapshot left: vcsim drops the whole snapshot info
+            machine.profile_state = None  # no snapshot left: vcsim drops the whole snapshot info
         elif stale is not None:
             # removeChildren leaves current on the removed descendant (seen; real-vcsim-stale-current.xml)
-            m.current = None
-            m.extra[STALE] = stale.id
+            machine.current = None
+            machine.profile_state = StaleCurrent(stale.id)
 
-    def delete_all(self, m: Machine) -> None:
-        super().delete_all(m)
-        m.extra.pop(STALE, None)
+    def delete_all(self, machine: Machine) -> None:
+        super().delete_all(machine)
+        machine.profile_state = None

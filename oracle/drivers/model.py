@@ -33,7 +33,7 @@ class ModelDriver(Driver):
     def apply(self, op: ops.Operation) -> Result:
         assert self.machine is not None
         try:
-            created = self.machine.apply(op)
+            created = self.machine.perform(op)
         except ModelError as error:
             return Result.error(error.kind.value, error.message)
         if created is None:

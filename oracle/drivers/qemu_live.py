@@ -37,24 +37,11 @@ increments the 32-bit counter at 0x500 forever, so RAM content is the counter's 
   between its vm_start and the next monitor command), so the exact value comes from the
   paused load, which runs the same load_snapshot().
 
-Lifetime: one QEMU per example, quit at teardown (SIGKILL to its session if it lingers); the
-boot disk is made once per driver.  QEMU runs in a session of its own with PR_SET_PDEATHSIG,
-an atexit hook kills whatever is left, and ``snaptree.oracle.lifetime`` turns SIGTERM and
-SIGHUP into an exception and removes the directories, so no signal leaves a process or file.
-
-HMP ``qemu-io`` prints its report, errors included, on QEMU's stdout, never to the monitor:
-QEMU runs under ``stdbuf -o0`` (its stdout is a log file, otherwise block-buffered), so what a
-write printed is in the log when the command returns, and a refused write is seen as refused.
+The process itself (its start, monitor, stop and lifetime) is ``qemu_process``'s.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import logging
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +53,6 @@ from .. import lifetime
 from ..driver import Driver, DriverUnavailable, Result
 from ..lifetime import Workspace
 from .qemu_common import (
-    WRITE_REFUSALS,
     BlockValues,
     QemuCallFailed,
     call,
@@ -74,67 +60,16 @@ from .qemu_common import (
     missing,
     qemu_io_writes,
     read_view,
-    refusals,
-    size,
     snapshot_table,
     versions,
 )
-
-try:
-    from qemu.qmp import ExecuteError
-    from qemu.qmp.legacy import QEMUMonitorProtocol
-except ImportError:  # availability() says how to install it
-    QEMUMonitorProtocol = None  # type: ignore[assignment,misc]
-    ExecuteError = RuntimeError  # type: ignore[assignment,misc]
-
-# qemu.qmp logs a signal's exception passing through its reader task, and the disconnect after
-# it, as errors with tracebacks on stderr; every failure reaches the driver as an exception
-logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+from .qemu_process import ExecuteError, Qemu, QEMUMonitorProtocol, QemuStartFailed, failure, hmp_quote
 
 # xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5 Observing memory]
 BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
 BOOT_DISK_SIZE = 1 << 20  # SeaBIOS cannot read a 512-byte disk (0 cylinders); 1 MiB boots
-COUNTER = 0x500
 WRAP = 1 << 32
-QMP_TIMEOUT = 30.0  # seconds for any one monitor command
-START_TIMEOUT = 30.0  # launch, connect and boot
-QUIT_TIMEOUT = 5.0  # then SIGKILL
 STOPPED = {"paused": "paused", "restore-vm": "paused"}  # QEMU run states the model calls paused
-
-# QEMU's messages (the same in 7.2.22 and 10.0.2) -> the model's error kinds
-ERROR_KINDS = (
-    ("does not exist", "not-found"),  # "Snapshot 'x' does not exist in one or more devices"
-    ("already exists", "duplicate-name"),  # snapshot-save; blockdev-snapshot-internal-sync
-    ("disk-only snapshot", "disk-only"),  # "This is a disk-only snapshot. Revert to it  offline ..."
-    ("while loading VM state", "disk-only"),  # the load went by id to a disk-only snapshot
-    ("is missing", "invalid-argument"),  # "Parameter 'tag' is missing", "Parameter 'name' is missing"
-    ("string expected", "invalid-argument"),  # HMP loadvm/delvm without a name
-    ("Name is empty", "invalid-argument"),  # blockdev-snapshot-internal-sync ""
-    ('"write" lock', "invalid-state"),  # a second QEMU on the image: 'Failed to get "write" lock'
-    *WRITE_REFUSALS,  # qemu-io outside the disk
-)
-
-
-def error_kind(message: str) -> str:
-    for text, kind in ERROR_KINDS:
-        if text in message:
-            return kind
-    return "unexpected"  # reported by the checker as a divergence, with the message
-
-
-def failure(message: str) -> Result:
-    """QEMU's error: HMP's "Error: ..." line where there is one (after "Not a migration stream"),
-    else the first line ("loadvm: string expected", then a "Try help" line)."""
-    lifetime.raise_if_machine_failure(message, "QEMU")  # a full disk is no answer of QEMU's
-    lines = [line for line in message.strip().splitlines() if line.strip()] or ["(no message)"]
-    message = next((line for line in lines if line.startswith("Error: ")), lines[0]).removeprefix("Error: ")
-    return Result.error(error_kind(message), message)
-
-
-def hmp_quote(name: str) -> str:
-    """An HMP string argument: double quotes, with backslash escapes for \\ and " (the HMP
-    parser's get_str); spaces, ';', ' and unicode need nothing more."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def tag(name: str | None) -> dict[str, str]:
@@ -149,164 +84,6 @@ def token(counter: int) -> str:
 def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
     """A table entry's identity: ids are reused, but not at the same creation time."""
     return entry["id"], entry["name"], entry["date-sec"], entry["date-nsec"]
-
-
-# -- one QEMU process ---------------------------------------------------------------------------
-
-_processes: set[subprocess.Popen[bytes]] = set()  # killed at exit, whatever happened
-
-
-def _kill_all() -> None:
-    for process in list(_processes):
-        _kill(process)
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(QUIT_TIMEOUT)
-    _processes.discard(process)
-
-
-atexit.register(_kill_all)
-
-
-class QemuStartFailed(Exception):
-    pass
-
-
-class Qemu:
-    """One qemu-system-x86_64 process, its QMP connection, and the guest's counter."""
-
-    def __init__(self, space: Workspace, image: Path, boot_disk: Path, tag: str):
-        # A unix socket's path has at most 107 bytes, and TMPDIR may be deep: QEMU binds the
-        # socket relative to its working directory, we reach it through a descriptor of that.
-        self.folder = os.open(space.path, os.O_RDONLY | os.O_DIRECTORY)
-        socket = f"qmp-{tag}.sock"
-        self.space, self.tag, self.image = space, tag, image
-        self.log = space.file(f"qemu-{tag}.log")
-        argv = [
-            "stdbuf", "-o0", "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config",
-            "-display", "none", "-nographic", "-qmp", f"unix:{socket},server=on,wait=off",
-            "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
-            "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
-            "-device", "virtio-blk-pci,drive=boot,bootindex=0",
-            "-blockdev", f"driver=file,filename={image},node-name={DISK_NODE}-file",
-            "-blockdev", f"driver=qcow2,file={DISK_NODE}-file,node-name={DISK_NODE}",
-            "-device", f"virtio-blk-pci,drive={DISK_NODE},share-rw=on",
-        ] + self.extra_argv()
-        with open(self.log, "wb") as log:
-            # a session of its own: a terminal's Ctrl-C reaches snaptree, which ends QEMU itself
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=space.path,
-                                            start_new_session=True, preexec_fn=lifetime.die_with_parent)
-        _processes.add(self.process)
-        self.qmp: Any = None
-        try:
-            self._connect(space.file(socket), self.reach(socket), time.monotonic() + START_TIMEOUT)
-        except BaseException:
-            self.kill()
-            raise
-
-    def extra_argv(self) -> list[str]:
-        return []
-
-    def reach(self, name: str, pid: str = "self") -> str:
-        """A short path to a file in the example's directory (for ``pid``'s eyes)."""
-        return f"/proc/{pid}/fd/{self.folder}/{name}"
-
-    def _connect(self, socket: Path, address: str, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise QemuStartFailed(self.log.read_text(errors="replace").strip() or "QEMU exited")
-            if socket.exists():
-                qmp = QEMUMonitorProtocol(address)
-                try:
-                    qmp.connect()
-                except Exception:  # QEMU listens before it opens the disks, and may still fail
-                    with contextlib.suppress(Exception):
-                        qmp.close()
-                    time.sleep(0.005)
-                    continue
-                qmp.settimeout(QMP_TIMEOUT)
-                self.qmp = qmp
-                return
-            time.sleep(0.002)
-        raise QemuStartFailed(f"QEMU did not answer on {socket} within {START_TIMEOUT:.0f} s")
-
-    def cmd(self, command: str, **args: Any) -> Any:
-        try:
-            return self.qmp.cmd(command, **args)
-        except Exception:
-            lifetime.raise_if_terminating()  # a signal the client's event loop took for a lost connection
-            raise
-
-    def hmp(self, line: str) -> str:
-        output: str = self.cmd("human-monitor-command", **{"command-line": line})
-        return output
-
-    def qemu_io(self, command: str) -> str:
-        """HMP qemu-io on the disk: what it printed on QEMU's stdout if that reports a failure."""
-        before = size(self.log)
-        answer = self.hmp(f"qemu-io {DISK_NODE} {hmp_quote(command)}")  # only an unknown device answers here
-        return answer or refusals(self.log, before)
-
-    def counter(self) -> int:
-        return int(self.hmp(f"xp /1wx {COUNTER:#x}").split()[-1], 16)  # "0000000000000500: 0x0033e9dc"
-
-    def status(self) -> str:
-        status: str = self.cmd("query-status")["status"]
-        return status
-
-    def wait_for_boot(self) -> None:
-        """Until the guest's loop runs (SeaBIOS takes ~50 ms): memory tokens need a moving counter."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.counter() == 0:
-            if time.monotonic() > deadline:
-                raise QemuStartFailed("the guest did not boot")
-            time.sleep(0.005)
-
-    def table(self) -> list[dict[str, Any]]:
-        for device in self.cmd("query-block"):
-            inserted = device.get("inserted", {})
-            if inserted.get("node-name") == DISK_NODE:
-                return list(inserted["image"].get("snapshots", []))
-        raise RuntimeError(f"QEMU lost the node {DISK_NODE}")
-
-    def job(self, command: str, job_id: str, **args: Any) -> str | None:
-        """Run a snapshot job to its end; its error, or None."""
-        self.cmd(command, **{"job-id": job_id}, **args)
-        deadline = time.monotonic() + QMP_TIMEOUT
-        while True:
-            job = next(j for j in self.cmd("query-jobs") if j["id"] == job_id)
-            if job["status"] == "concluded":
-                self.cmd("job-dismiss", id=job_id)
-                return job.get("error")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{command} job {job_id} still {job['status']} after {QMP_TIMEOUT:.0f} s")
-            time.sleep(0.001)
-
-    def quit(self) -> None:
-        """Quit QEMU (the image closes cleanly); kill it if it does not go."""
-        try:
-            with contextlib.suppress(Exception):
-                self.cmd("quit")
-            self.process.wait(QUIT_TIMEOUT)
-            _processes.discard(self.process)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            self.kill()
-
-    def kill(self) -> None:
-        if self.qmp is not None:
-            with contextlib.suppress(Exception):  # never a signal's Terminated
-                self.qmp.close()
-            self.qmp = None
-        _kill(self.process)
-        if self.folder >= 0:
-            os.close(self.folder)
-            self.folder = -1
 
 
 # -- the drivers ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Breadth-first over every history of at most ``depth`` operations drawn from a finite alphabet
 (``Bounds``: a few names, a few blocks and values, the profile's operations and single flags),
-checking the four properties of ``oracle/properties.py`` on every transition and in every
+checking the four properties of ``model/analysis/properties.py`` on every transition and in every
 reachable state.  Equal states are explored once: a state is identified by ``canonical_key``.
 
 The canonical key, and why deduplicating by it is sound
@@ -13,7 +13,7 @@ description and memory image, and the views.  The key is the machine's *whole* s
 (``Machine.fingerprint``) less the bookkeeping that no operation ever reads back:
 
 * memory image tokens are renamed ``0, 1, ...`` in order of appearance (snapshots in creation
-  order, then the RAM, then the profile's ``extra``).  Tokens are only ever compared for
+  order, then the RAM, then the profile's ``profile_state``).  Tokens are only ever compared for
   equality or copied, and a new one is always fresh (``Machine.images`` only grows), so a
   renaming of the live tokens changes no later outcome; ``Machine.images`` itself is dropped;
 * ``Snapshot.order``, ``Snapshot.created`` and ``Machine.serial`` are dropped: nothing but
@@ -24,7 +24,7 @@ description and memory image, and the views.  The key is the machine's *whole* s
 Everything else stays, hidden or not: the overlays themselves (not just the views, so that a
 broken merge rule cannot hide behind a state that reads the same), ``ram_ran`` (whether the
 next memory snapshot gets a new image), ``id_counter`` (ESX and VirtualBox ids are never
-reused) and ``extra`` (libvirt-qemu's qcow2 table, live QEMU's VM-state areas).  So two states
+reused) and ``profile_state`` (libvirt-qemu's qcow2 table, live QEMU's VM-state areas).  So two states
 with one key differ only in fields no code path reads, or in a consistent renaming of image
 tokens, and every history from one is a history from the other with the same outcomes.
 ``tests/test_explore.py`` checks that claim by replaying the same continuation from merged
@@ -42,10 +42,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from snaptree.model import Machine, ModelError, get_profile, ops
-from snaptree.model.escape import printable
-from snaptree.model.machine import _frozen
-
+from .. import ops
+from ..errors import ModelError
+from ..escape import printable
+from ..machine import Machine
+from ..profiles import get_profile
 from .properties import PROPERTIES, Before, capture, check_after
 
 IMAGE = re.compile(r"^ram\d+$")  # Machine.new_memory_image's tokens
@@ -66,7 +67,7 @@ class Bounds:
     flags: str = "common"
     unnamed: bool = False  # also creates without a name (the profile's automatic name)
 
-    def check(self) -> None:
+    def validate(self) -> None:
         for what, items in (("name", self.names), ("value", self.values)):
             for item in items:
                 if IMAGE.match(item):
@@ -122,7 +123,7 @@ def canonical_key(m: Machine, clock: bool) -> tuple:
          tuple(sorted(s.delta.items())), image(s.memory), s.state, s.description)
         for s in m.snapshots.values()
     )
-    extra = _rename(_frozen(m.extra), image) if m.extra else ()
+    extra = _rename(m.profile_state_key(), image)
     return (nodes, tuple(r.id for r in m.roots), m.current.id if m.current else None,
             tuple(sorted(m.overlay.items())), m.power, image(m.ram), m.ram_ran, m.id_counter, extra,
             m.clock if clock else None)
@@ -132,7 +133,7 @@ def _rename(value: Any, image: Callable[[str | None], int | None]) -> Any:
     if isinstance(value, tuple):
         return tuple(_rename(v, image) for v in value)
     if isinstance(value, str):
-        # _frozen keys dicts by repr: a token can come quoted
+        # profile_state_key keys dicts by repr: a token can come quoted
         bare = value[1:-1] if value[:1] == value[-1:] == "'" else value
         if IMAGE.match(bare):
             return ("image", image(bare))
@@ -185,7 +186,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
             graph: bool = False, dedup: bool = True, keep: Callable[[ops.Operation], bool] | None = None) -> Exploration:
     """Breadth-first over every history up to ``depth``; ``dedup=False`` is the baseline that
     expands every history (for the benchmark); ``keep`` narrows the alphabet (to what a driver can do)."""
-    bounds.check()
+    bounds.validate()
     started = time.perf_counter()
     letters = [op for op in alphabet(profile_name, bounds) if keep is None or keep(op)]
     clock = any(isinstance(op, ops.CreateSnapshot) and op.name is None for op in letters)
@@ -254,7 +255,7 @@ def _step(result: Exploration, m: Machine, op: ops.Operation, before: Before, pr
     A violation is kept if it is the first of its property: breadth-first, so the shortest."""
     error: ModelError | None = None
     try:
-        m.apply(op)
+        m.perform(op)
     except ModelError as refused:
         error = refused
     except Exception as crash:  # noqa: BLE001 - a broken model's exception is a finding, not the end
@@ -309,21 +310,3 @@ def state_graph(result: Exploration) -> Any:
     for edge in result.edges:
         g.add_edge(edge.source, edge.target, op=ops.describe(edge.op), outcome=edge.outcome)
     return g
-
-
-def write_graph(result: Exploration, path: str) -> None:
-    """GraphML, or DOT by the name's extension (DOT written here: pydot is not a dependency)."""
-    import networkx as nx
-
-    g = state_graph(result)
-    if path.endswith(".graphml"):
-        nx.write_graphml(g, path)
-        return
-    with open(path, "w", encoding="utf-8") as out:
-        out.write("digraph states {\n")
-        for node, data in g.nodes(data=True):
-            out.write(f'  s{node} [label="{node}\\nd{data["depth"]}"];\n')
-        for source, target, data in g.edges(data=True):
-            label = f'{data["op"]}: {data["outcome"]}'.replace("\\", "\\\\").replace('"', '\\"')
-            out.write(f'  s{source} -> s{target} [label="{label}"];\n')
-        out.write("}\n")

@@ -22,22 +22,19 @@ What is compared after each step, in this order (the first that differs names th
 
 Ids are not compared: each profile has its own scheme (a counter, UUIDs, names, reused
 numbers).  A pair of states is identified by the pair of their canonical keys
-(``oracle/explore.py``): each machine's future depends only on its own key.
+(``model/analysis/explore.py``): each machine's future depends only on its own key.
 """
 
 from __future__ import annotations
 
-import html
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
-
-from snaptree.model import Machine, ModelError, get_profile, observe, ops
-from snaptree.model.scenario import Outcome, Scenario, Step, expect_element, to_xml
-
+from .. import ops
+from ..machine import Machine
+from ..profiles import get_profile
+from ..step import Outcome, step
 from .explore import Bounds, alphabet, canonical_key
 
 ASPECTS = ("outcome", "tree", "current", "power", "state", "memory", "ram", "reads")
@@ -75,14 +72,6 @@ def common_alphabet(first: str, second: str, bounds: Bounds) -> list[ops.Operati
     flag_free = Bounds(bounds.names, bounds.blocks, bounds.values, bounds.operations, "none", bounds.unnamed)
     theirs = set(alphabet(second, flag_free))
     return [op for op in alphabet(first, flag_free) if op in theirs and not (isinstance(op, ops.Revert) and op.ref is None)]
-
-
-def _apply(m: Machine, op: ops.Operation) -> Outcome:
-    try:
-        created = m.apply(op)
-    except ModelError as error:
-        return Outcome(False, error.kind.value, error.message, error.side_effect)
-    return Outcome(True, created_id=created.id if created else None)
 
 
 def aspects(m: Machine, outcome: Outcome, tree: bool, sibling_order: bool) -> dict[str, Any]:
@@ -152,7 +141,7 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     """Breadth-first over the pairs of states the same histories reach under both profiles;
     a pair that disagrees is a witness and is not explored further."""
     bounds = bounds or Bounds()
-    bounds.check()
+    bounds.validate()
     started = time.perf_counter()
     letters = common_alphabet(first, second, bounds)
     result = Diff((first, second), depth, bounds, letters)
@@ -167,7 +156,7 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
         for history, m1, m2 in frontier:
             for op in letters:
                 a, b = m1.clone(), m2.clone()
-                o1, o2 = _apply(a, op), _apply(b, op)
+                o1, o2 = step(a, op), step(b, op)
                 result.transitions += 1
                 s1, s2 = aspects(a, o1, tree, sibling_order), aspects(b, o2, tree, sibling_order)
                 differs = next((k for k in ASPECTS if s1[k] != s2[k]), None)
@@ -208,63 +197,6 @@ def markdown_table(result: Diff) -> str:
     return "\n".join(lines)
 
 
-def witness_xml(result: Diff, d: Disagreement) -> bytes:
-    """The shortest history of a group as a scenario, with what each profile sees after its
-    last step pinned down by a per-profile expectation (so `snaptree run` replays it under both)."""
-    first, second = result.profiles
-    scenario = Scenario(first, result.bounds.blocks, title=f"{first} and {second} differ: {d.group}",
-                        description=f"{first}: {d.first}; {second}: {d.second} (found by snaptree diff)",
-                        steps=[Step(op, 0) for op in d.history])
-    expects: list[etree._Element] = []
-    for profile in result.profiles:
-        m, outcomes = replay(profile, result.bounds.blocks, d.history)
-        e = expect_element(outcomes[-1], observe(m))
-        e.set("profile", profile)
-        expects.append(e)
-    pinned: list[etree._Element | None] = [None] * (len(d.history) - 1)
-    root = etree.fromstring(to_xml(scenario, [*pinned, expects[0]]))
-    root.append(expects[1])
-    etree.indent(root)
-    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-
-
-def witness_name(result: Diff, d: Disagreement) -> str:
-    pair = f"-{d.first}-{d.second}" if d.aspect == "outcome" else ""
-    return f"diff-{result.profiles[0]}-{result.profiles[1]}-{d.aspect}-{d.op.tag}{pair}.xml"
-
-
 def replay(profile: str, blocks: int, history: list[ops.Operation]) -> tuple[Machine, list[Outcome]]:
     m = Machine(get_profile(profile), blocks)
-    return m, [_apply(m, op) for op in history]
-
-
-PAGE_STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:2px 8px}.differs td{background:#fdd}.trees{display:flex;gap:3em}
-.tree svg{max-width:40em;height:auto}"""
-
-
-def html_report(result: Diff, svg: Callable[[Machine], str]) -> str:
-    """The table as one self-contained page: per group the steps side by side and each
-    profile's tree after them (``svg`` draws a machine's tree)."""
-    first, second = result.profiles
-    esc = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(first)} vs {esc(second)}</title>"
-             f"<style>{PAGE_STYLE}</style></head><body><h1>{esc(first)} vs {esc(second)}</h1>",
-             f"<pre>{esc(table_text(result))}</pre>"]
-    for group, d in sorted(result.groups.items(), key=lambda item: (len(item[1].history), item[0])):
-        runs = [replay(profile, result.bounds.blocks, d.history) for profile in result.profiles]
-        parts.append(f"<section class='group'><h2>{esc(group)}</h2><p>{esc(first)}: {esc(d.first)}<br>"
-                     f"{esc(second)}: {esc(d.second)}</p><table><tr><th>#</th><th>step</th>"
-                     f"<th>{esc(first)}</th><th>{esc(second)}</th></tr>")
-        for i, op in enumerate(d.history):
-            last = " class='differs'" if i == len(d.history) - 1 else ""
-            parts.append(f"<tr{last}><td>{i + 1}</td><td>{esc(ops.describe(op))}</td>"
-                         f"<td>{esc(runs[0][1][i].brief())}</td><td>{esc(runs[1][1][i].brief())}</td></tr>")
-        parts.append("</table><div class='trees'>")
-        for profile, (m, _) in zip(result.profiles, runs, strict=True):
-            drawing = svg(m)
-            parts.append(f"<div class='tree' data-profile='{esc(profile)}'><h3>{esc(profile)}</h3>"
-                         f"{drawing[drawing.find('<svg'):]}</div>")
-        parts.append("</div></section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return m, [step(m, op) for op in history]

@@ -1,5 +1,5 @@
 """The model's four properties as plain checks (semantics.md §1), shared by the Hypothesis
-properties (``tests/test_properties.py``) and the exhaustive exploration (``oracle/explore.py``).
+properties (``tests/test_properties.py``) and the exhaustive exploration (``model/analysis/explore.py``).
 
 Each check raises ``AssertionError`` with a message prefixed by the property's name:
 
@@ -22,9 +22,11 @@ from typing import Any
 
 import networkx as nx
 
-from snaptree.model import Machine, ModelError, Snapshot, ops
-from snaptree.model.profiles.libvirt import UNSAVED_METADATA
-from snaptree.model.profiles.qemu_live import LOAD_MOVED_DISK
+from .. import ops
+from ..errors import ModelError
+from ..machine import Machine, Snapshot
+from ..profiles.libvirt_qemu import UNSAVED_METADATA
+from ..profiles.qemu_live import LOAD_MOVED_DISK
 
 PROPERTIES = ("invariant", "revert", "failed-op", "well-formed")
 
@@ -76,7 +78,7 @@ def check_invariant(m: Machine, op: ops.Operation, before: Before) -> None:
 def _loads_another_disk(m: Machine, target: Any) -> bool:
     """libvirt-qemu (libvirt 9.0.0 with QEMU 7.2, seen): QEMU applies an internal snapshot by qcow2
     id first, so a revert to a snapshot named like another one's id loads that one's disk
-    (model/profiles/libvirt.py Qcow2Entry).  Reported deviation from §1: such a revert is exempt."""
+    (model/profiles/libvirt_qemu.py Qcow2Entry).  Reported deviation from §1: such a revert is exempt."""
     source = getattr(m.profile, "qcow2_source", None)
     entry = source(m, target) if source is not None else None
     return entry is not None and entry.snapshot is not target and m.view(None) != m.view(target)
@@ -135,14 +137,14 @@ def masked_fingerprint(m: Machine, base: bool = False) -> tuple:
     """``fingerprint()`` with the power state (power, RAM) and the clock blanked out (and, with
     ``base``, what the running state rests on: its current pointer and overlay, and the profile's
     own records of the disk, such as libvirt-qemu's qcow2 table, which the unlisted snapshot joins)."""
-    saved = m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.extra
+    saved = m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.profile_state
     try:
         m.power, m.ram, m.ram_ran, m.clock = "<masked>", "<masked>", False, 0
         if base:
-            m.current, m.overlay, m.extra = None, {}, {}
+            m.current, m.overlay, m.profile_state = None, {}, None
         return m.fingerprint()
     finally:
-        m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.extra = saved
+        m.power, m.ram, m.ram_ran, m.clock, m.current, m.overlay, m.profile_state = saved
 
 
 def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelError) -> None:
@@ -222,11 +224,11 @@ def check_well_formed(m: Machine) -> None:
 
 # -- running sequences ------------------------------------------------------------------------
 
-def step(m: Machine, op: ops.Operation, props: frozenset[str] | set[str]) -> bool:
+def perform_checked(m: Machine, op: ops.Operation, props: frozenset[str] | set[str]) -> bool:
     """Apply ``op`` and check the selected properties; True if it succeeded."""
     before = capture(m, props)
     try:
-        m.apply(op)
+        m.perform(op)
     except ModelError as error:
         check_after(m, op, before, error, props)
         return False

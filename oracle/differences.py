@@ -60,13 +60,13 @@ class Correspondence:
         return known == driver_image and back == model_image
 
 
-def compare_outcome(model_ok: bool, model_kind: str | None, driver_ok: bool, driver_kind: str | None) -> Difference | None:
+def outcome_difference(model_ok: bool, model_kind: str | None, driver_ok: bool, driver_kind: str | None) -> Difference | None:
     model_side = "ok" if model_ok else model_kind
     driver_side = "ok" if driver_ok else driver_kind
     return None if model_side == driver_side else Difference("outcome", model_side, driver_side)
 
 
-def compare_states(model: dict[str, Any], driver: dict[str, Any], observes: frozenset[str],
+def state_differences(model: dict[str, Any], driver: dict[str, Any], observes: frozenset[str],
                    match: Correspondence, sibling_order: bool = False) -> list[Difference]:
     """Every difference between two observations, in the model's terms, restricted to what
     the driver observes; the order of siblings only where the profile defines it."""

@@ -1,0 +1,298 @@
+"""libvirt's snapshot API (libvirt-python 9.0.0) against two of libvirt's own drivers.
+
+``test:///default`` (profile libvirt-test): the test driver built into libvirt0 runs in this
+process.  Each example defines a fresh persistent domain "snaptree" and undefines it with its
+snapshot metadata afterwards.  It has no disk: names, tree, current, power, recorded state,
+memory (has-memory only) and descriptions are compared; nothing is written.
+
+``qemu:///embed?root=DIR`` (profile libvirt-qemu, or libvirt-qemu-11.3 for libvirt 11.3): libvirt's
+QEMU driver embedded in a process,
+a TCG domain (type 'qemu', no OS) with one qcow2 disk, a fresh embed root per example (under
+DIR when the URI names one; it must be reachable by ``nobody``, e.g. under /tmp).  How it runs
+as root, and its lifetime, are in ``embedded``; how block data is written and read, in ``disk``.
+
+Unnamed snapshots are named after the epoch second by libvirt, so a second unnamed snapshot
+in the same second is refused as a duplicate (seen on 9.0.0).  The model's clock ticks once
+per operation, so the driver waits for the next second when the current second already names
+a snapshot, rather than report a clash the model cannot express.  For the same reason "ids" is
+not declared: ids are names, and an unnamed snapshot's name is the checker's to map.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from snaptree.model import ops
+from snaptree.model.profiles import PROFILES
+from snaptree.model.profiles.libvirt import CREATE_BITS, DELETE_BITS, REVERT_BITS
+
+from ... import lifetime
+from ...driver import Driver, DriverUnavailable, EnvironmentFailure, Result
+from ...libvirt_xml import create_xml
+from ...lifetime import Workspace
+from .. import qemu_common as qc
+from . import disk, embedded
+from .domain_xml import parse_snapshot, qemu_domain
+from .embedded import SOCKET_ROOM, EmbedHelper, HelperCrashed
+from .esx import ESX_URI, EsxSimulator
+from .session import INSTALL, POWER, LibvirtFailure, Session, error_kind, libvirt
+
+
+def _uri_profile(uri: str) -> str | None:
+    if uri.startswith("test:"):
+        return "libvirt-test"
+    if uri.startswith("esx:"):
+        return "libvirt-esx"
+    if uri.startswith("qemu:///embed"):
+        return "libvirt-qemu"
+    return None
+
+
+def _family(profile: str | None) -> str | None:
+    """The profile's family: libvirt-qemu-11.3 is driven as libvirt-qemu is."""
+    return None if profile is None else (PROFILES[profile].family or profile) if profile in PROFILES else profile
+
+
+class LibvirtDriver(Driver):
+    name = "libvirt"
+    description = "libvirt snapshots: the test driver (test:///default) or the embedded QEMU driver (9.0 or 11.3)"
+    profiles = ("libvirt-test", "libvirt-qemu", "libvirt-qemu-11.3", "libvirt-esx")
+    takes_uri = True
+    by_id = False
+    memory_choice = True
+    # the test driver's abilities; the QEMU profile's are set per instance
+    observes = frozenset({"names", "tree", "current", "power", "state", "memory", "description"})
+    operations = frozenset({"start", "pause", "resume", "shutdown", "snapshot", "revert", "delete"})
+    flags = {"snapshot": frozenset(CREATE_BITS) - {"redefine"}, "revert": frozenset(REVERT_BITS),
+             "delete": frozenset(DELETE_BITS)}
+
+    def __init__(self, profile: str | None = None, **options: Any):
+        uri = options.get("uri")
+        if profile is None and uri:
+            profile = _uri_profile(uri)
+        super().__init__(profile, **options)
+        if libvirt is None:
+            raise DriverUnavailable(f"libvirt-python is not installed: {INSTALL}")
+        if uri and _uri_profile(uri) != _family(self.profile):
+            raise DriverUnavailable(f"URI '{uri}' does not fit profile {self.profile}: use test:///default for "
+                                    "libvirt-test, qemu:///embed?root=DIR for libvirt-qemu, "
+                                    f"{ESX_URI} for libvirt-esx")
+        self.qemu = _family(self.profile) == "libvirt-qemu"
+        self.esx: EsxSimulator | None = None
+        if self.profile == "libvirt-esx":
+            if uri and "PORT" not in uri:
+                raise DriverUnavailable(f"URI '{uri}': the ESX driver runs against the bundled simulator, {ESX_URI} "
+                                        "(the check fills in PORT and the credentials)")
+            self.esx = EsxSimulator(uri or ESX_URI)
+            # libvirt's ESX snapshot XML has no memory element; the simulator keeps no disk
+            self.observes = frozenset({"names", "tree", "current", "power", "state", "description"})  # type: ignore[misc]
+            self.memory_choice = False  # type: ignore[misc]
+            self.flags = {"snapshot": frozenset({"disk-only", "quiesce", "no-metadata", "validate", "live", "atomic",
+                                                 "halt"}),
+                          "revert": frozenset({"running", "paused", "force"}),
+                          "delete": frozenset({"children", "children-only", "metadata-only"})}
+        if self.qemu:
+            qc.require("qemu-system-x86_64", "qemu-img", "qemu-io")
+            if uri and not parse_qs(urlparse(uri).query).get("root"):
+                raise DriverUnavailable(f"URI '{uri}' names no embed root: qemu:///embed?root=DIR")
+            # the embed root is the example's own directory, under DIR when the URI gives one
+            self.base = parse_qs(urlparse(uri).query)["root"][0] if uri else None
+            self.observes = frozenset({"names", "tree", "current", "power", "state", "memory",  # type: ignore[misc]
+                                       "views", "description"})
+            self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
+                                         "shutdown", "snapshot", "revert", "delete"})
+            self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live"}),
+                          "revert": frozenset({"running", "paused", "force"}),
+                          "delete": frozenset({"children", "children-only", "metadata-only"})}
+        else:
+            self.uri = uri or "test:///default"
+        self.session: Any = None  # Session (test) or EmbedHelper (QEMU)
+        self.space: Workspace | None = None
+        self.blocks = 0
+        self.qemu_capabilities: dict[str, bytes] = {}  # libvirt's probe, kept for the next roots
+        if self.qemu:
+            atexit.register(self.close)  # a QEMU outlives its helper: never leave one running
+
+    @classmethod
+    def default_profile(cls, options: dict[str, Any]) -> str:
+        return _uri_profile(options.get("uri") or "") or cls.profiles[0]
+
+    @classmethod
+    def availability(cls) -> str | None:
+        if libvirt is None:
+            return f"libvirt-python is not installed: {INSTALL}"
+        return None
+
+    @classmethod
+    def installed_versions(cls, options: dict[str, Any]) -> dict[str, str]:
+        if libvirt is None:
+            return {}
+        number = libvirt.getVersion()  # major * 1,000,000 + minor * 1,000 + release
+        found = {"libvirt": f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"}
+        profile = _uri_profile(options.get("uri") or "") or options.get("profile") or ""
+        if profile.startswith("libvirt-qemu"):
+            found |= qc.versions("qemu-system-x86_64")  # the QEMU the embedded driver starts
+        elif profile == "libvirt-esx":
+            from .. import vcsim
+
+            found |= vcsim.govmomi_version()  # the simulator the ESX driver talks to
+        return found
+
+    # -- life of an example ------------------------------------------------------------------
+
+    @property
+    def workdir(self) -> Path | None:
+        return None if self.space is None else self.space.path
+
+    def setup(self, blocks: int) -> None:
+        if self.space is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
+            self.teardown()  # the previous example was not torn down: never leak its domain or files
+        self.blocks = blocks
+        self.values_on_disk = qc.BlockValues()
+        if self.esx is not None:
+            self.session = self.esx.new_domain()
+            return
+        if not self.qemu:
+            if self.session is None:
+                libvirt.registerErrorHandler(lambda *_: None, None)
+                self.session = Session(self.uri)
+            self.session.call("define", "<domain type='test'><name>snaptree</name><memory unit='MiB'>8</memory>"
+                                        "<os><type>hvm</type></os></domain>")
+            return
+        if self.base is not None:  # nobody must be able to reach it: e.g. under /tmp, not /root
+            with lifetime.machine_failures():
+                os.makedirs(self.base, exist_ok=True)
+        self.space = lifetime.workspace("libvirt", room=SOCKET_ROOM, base=self.base)
+        workdir = self.space.path
+        try:
+            image = workdir / "disk.qcow2"
+            qc.create_image(image, blocks)
+            with lifetime.machine_failures():
+                embedded.prepare_root(workdir, image, self.qemu_capabilities)
+            self.session = EmbedHelper(workdir)
+            self.session.call("define", qemu_domain(image))
+            if not self.qemu_capabilities:
+                self.qemu_capabilities = embedded.kept_capabilities(workdir)
+        except LibvirtFailure as failure:  # no domain to check: a set-up error, not an outcome
+            self.teardown()
+            raise EnvironmentFailure(f"libvirt could not set up the example's domain: {failure.message.strip()}"
+                                     f"{lifetime.full_disk_note(workdir)}") from None
+        except BaseException:
+            self.teardown()
+            raise
+
+    def teardown(self) -> None:
+        if self.esx is not None:
+            self.esx.drop_domain()
+            return
+        if not self.qemu:
+            if self.session is not None:
+                self.session.call("undefine")
+            return
+        try:
+            if self.session is not None:
+                with contextlib.suppress(LibvirtFailure, HelperCrashed, TimeoutError, OSError):
+                    self.session.call("undefine")
+                self.session.kill()
+        finally:
+            self.session = None
+            lifetime.release(self.space, processes=True)  # a QEMU that is still exiting, a helper
+            self.space = None
+
+    def close(self) -> None:
+        if self.esx is not None:
+            self.esx.close()
+            self.session = None
+        elif not self.qemu and self.session is not None:
+            self.session.close()
+            self.session = None
+        elif self.qemu:
+            self.teardown()
+
+    # -- operations --------------------------------------------------------------------------
+
+    def apply(self, op: ops.Operation) -> Result:
+        try:
+            result = self._apply(op)
+        except HelperCrashed as crash:  # an outcome of its own, not a traceback: the model never crashes
+            result = Result.error("crashed", str(crash))
+        except LibvirtFailure as failure:
+            lifetime.raise_if_machine_failure(failure.message, "libvirt")  # a full disk is no answer of libvirt's
+            result = Result.error(error_kind(failure.code, failure.message), failure.message)
+        except qc.QemuCallFailed as failure:  # a write QEMU refused
+            lifetime.raise_if_machine_failure(failure.message, "qemu-io")
+            result = Result.error(qc.write_refusal(failure.message, "qemu-io-failed"), failure.message)
+        if self.workdir is not None:
+            lifetime.raise_if_full(self.workdir, op, result)
+        return result
+
+    def _apply(self, op: ops.Operation) -> Result:
+        call = self.session.call
+        if isinstance(op, ops.Write):
+            if not self.qemu:
+                return Result.error("unsupported", "libvirt's test driver has no disk data to write")
+            disk.write(self.session, self.workdir, self.values_on_disk, op.block, op.value)
+        elif isinstance(op, ops.POWER_OPS):
+            call("power", op.tag)
+        elif isinstance(op, ops.CreateSnapshot):
+            if not op.name:  # libvirt names it after the epoch second (an empty name too)
+                self._avoid_second_clash()
+            name = call("create", create_xml(op.name, op.description, op.memory), _bits(op.flags, CREATE_BITS))
+            return Result(True, created_id=name, created_name=name)
+        elif isinstance(op, ops.Revert):
+            if self.qemu:
+                self._avoid_file_clash()
+            call("revert", op.ref if op.ref is not None else op.id, _bits(op.flags, REVERT_BITS))
+        elif isinstance(op, ops.Delete):
+            call("delete", op.ref if op.ref is not None else op.id, _bits(op.flags, DELETE_BITS))
+        else:
+            return Result.error("unsupported", f"{op.tag} is not a libvirt operation")
+        return Result(True)
+
+    def _avoid_second_clash(self) -> None:
+        names = set(self.session.call("names"))
+        while str(int(time.time())) in names:
+            time.sleep(1.0 - time.time() % 1.0 + 0.001)
+        if self.qemu:
+            self._avoid_file_clash()
+
+    def _avoid_file_clash(self) -> None:
+        """libvirt 11.3 names the overlay of a revert to an external snapshot after the epoch
+        second, <image>.<second> (as an unnamed external snapshot's is): a second one in the
+        same second fails ("external snapshot file for disk vda already exists", seen).  The
+        model's clock cannot express that clash, so wait for a second no file is named after."""
+        assert self.workdir is not None
+        while any(path.suffix == f".{int(time.time())}" for path in self.workdir.iterdir()):
+            time.sleep(1.0 - time.time() % 1.0 + 0.001)
+
+    # -- observation -------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        if self.esx is not None:
+            state, snapshot_xmls, current = self.session.call("listing_by_name")
+            domain_xml = ""
+        else:
+            state, snapshot_xmls, current, domain_xml = self.session.call("listing")
+        power = POWER.get(state, f"state-{state}")
+        records = [parse_snapshot(text) for text in snapshot_xmls]
+        by_parent: dict[str | None, list[str]] = {}
+        for r in records:
+            by_parent.setdefault(r["parent"], []).append(r["id"])
+        for r in records:
+            r["children"] = by_parent.get(r["id"], [])
+        result: dict[str, Any] = {"current": current, "power": power, "ram": None,
+                                  "snapshots": [{k: v for k, v in r.items() if k not in ("file", "external")}
+                                                for r in records]}
+        if self.qemu:
+            result["views"] = disk.views(records, domain_xml, self.blocks, self.workdir, self.values_on_disk)
+        return result
+
+
+def _bits(flags: tuple[str, ...], table: dict[str, int]) -> int:
+    return sum(table[flag] for flag in set(flags))

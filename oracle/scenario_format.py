@@ -1,0 +1,263 @@
+"""Scenario files: the XML form of a :class:`Scenario` (schema ``scenarios/scenario.rng``).
+
+Reading: safe lxml parsing (no entities, no DTD, no network, a size limit), RelaxNG validation,
+element -> Scenario; the files themselves (a path, or a scenario shipped in the package).
+Writing: a scenario, and the <expect> that pins down what the model observed, back as XML.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from snaptree.model import ops
+from snaptree.model.profiles import PROFILES
+from snaptree.model.run import snapshot_attribute
+from snaptree.model.scenario import DEFAULT_BLOCKS, MAX_BYTES, MAX_STEPS, Expect, Scenario, ScenarioError, ScenarioStep
+from snaptree.model.step import Outcome
+
+SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
+SIMPLE_OPS = {cls.tag: cls for cls in ops.POWER_OPS + (ops.DeleteAll,)}
+
+
+# -- files ---------------------------------------------------------------------------------
+
+def library() -> importlib.resources.abc.Traversable:
+    return importlib.resources.files("snaptree.scenarios")
+
+
+@cache
+def schema() -> etree.RelaxNG:
+    return etree.RelaxNG(etree.fromstring(library().joinpath("scenario.rng").read_bytes(), safe_parser()))
+
+
+def embedded() -> list[str]:
+    """The names of the scenario files shipped in the package."""
+    return sorted(f.name for f in library().iterdir() if f.name.endswith(".xml"))
+
+
+def read(path: str) -> bytes:
+    """A file's bytes, up to one more than a scenario may have (so /dev/zero ends, and
+    parse_xml names the limit); a path that is not here but in the library (a shipped
+    scenario's name, findings/NAME.xml) is read from there."""
+    candidate = Path(path)
+    shipped = library().joinpath(*Path(path).parts) if not candidate.is_absolute() and ".." not in candidate.parts \
+        else None
+    if not candidate.exists() and shipped is not None and shipped.is_file():  # e.g. findings/NAME.xml
+        return shipped.read_bytes()
+    try:
+        with candidate.open("rb") as file:
+            return file.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise ScenarioError(f"cannot read: {error.strerror or error}") from None
+
+
+def load(path: str) -> Scenario:
+    try:
+        return parse(read(path))
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from None
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def safe_parser() -> etree.XMLParser:
+    """No entity expansion, no DTD loading, no network: scenario files may come from anyone."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """The root element; a DOCTYPE is refused, since scenario files need no DTD or entities."""
+    if len(data) > MAX_BYTES:
+        raise ScenarioError(f"larger than the {MAX_BYTES // 2**20} MiB a scenario file may have")
+    try:
+        root = etree.fromstring(data, safe_parser())
+    except etree.XMLSyntaxError as error:
+        raise ScenarioError(f"not well-formed XML: {error}") from None
+    info: Any = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise ScenarioError("a DOCTYPE (DTD or entities) is not allowed in a scenario file")
+    return root
+
+
+def parse(data: bytes) -> Scenario:
+    """Parse and validate scenario XML (entities unresolved, no network)."""
+    tree = parse_xml(data)
+    validator = schema()
+    if not validator.validate(tree):
+        first = validator.error_log[0]
+        from_element(tree)  # names the problem more exactly where it can
+        raise ScenarioError(f"line {first.line}: does not match scenario.rng: {first.message}")
+    return from_element(tree)
+
+
+def from_element(root: etree._Element) -> Scenario:
+    if root.tag != "scenario":
+        raise ScenarioError(f"line {root.sourceline}: the root element is <{root.tag}>, not <scenario>")
+    profile = root.get("profile", "")
+    if profile not in PROFILES:
+        raise ScenarioError(f"line {root.sourceline}: unknown profile '{profile}' (known: {', '.join(PROFILES)})")
+    scenario = Scenario(profile=profile, blocks=_int(root, "blocks", DEFAULT_BLOCKS))
+    if scenario.blocks < 1:
+        raise ScenarioError(f"line {root.sourceline}: blocks must be at least 1")
+    for element in root:
+        if not isinstance(element.tag, str):
+            continue  # comments and processing instructions
+        if element.tag == "title":
+            scenario.title = (element.text or "").strip()
+        elif element.tag == "description":
+            scenario.description = " ".join((element.text or "").split())
+        elif element.tag == "expect":
+            if not scenario.steps:
+                raise ScenarioError(f"line {element.sourceline}: <expect> must follow a step")
+            scenario.steps[-1].expects.append(_expect(element, scenario.blocks))
+        elif len(scenario.steps) == MAX_STEPS:
+            raise ScenarioError(f"line {element.sourceline}: more than the {MAX_STEPS} steps a scenario may have")
+        else:
+            scenario.steps.append(ScenarioStep(_operation(element), _line(element),
+                                               profiles=_profiles(element)))
+    return scenario
+
+
+def _operation(e: etree._Element) -> ops.Operation:
+    tag = e.tag
+    if tag in SIMPLE_OPS:
+        return SIMPLE_OPS[tag]()
+    if tag == "write":
+        return ops.Write(block=_int(e, "block"), value=e.get("value", ""))
+    flags = tuple(e.get("flags", "").split())
+    if tag == "snapshot":
+        memory = e.get("memory")
+        return ops.CreateSnapshot(name=e.get("name"), memory=None if memory is None else _yes(e, "memory"),
+                                  description=e.get("description", ""), flags=flags)
+    if tag in ("revert", "delete"):
+        cls = ops.Revert if tag == "revert" else ops.Delete
+        return cls(ref=e.get("name"), id=e.get("id"), flags=flags)
+    raise ScenarioError(f"line {e.sourceline}: unknown step <{tag}>")
+
+
+def _expect(e: etree._Element, blocks: int) -> Expect:
+    count = e.get("snapshots")
+    expect = Expect(line=_line(e), profiles=_profiles(e),
+                    error=e.get("error"), current=e.get("current"), power=e.get("power"), ram=e.get("ram"),
+                    count=None if count is None else _int(e, "snapshots"))
+    for child in e:
+        if not isinstance(child.tag, str):
+            continue
+        attrs = {str(key): str(value) for key, value in child.attrib.items()}
+        if child.tag in ("snapshot", "absent"):
+            if "name" not in attrs and "id" not in attrs:
+                raise ScenarioError(f"line {child.sourceline}: <{child.tag}> needs name or id")
+            (expect.snapshots if child.tag == "snapshot" else expect.absent).append(attrs)
+        elif child.tag == "view":
+            if ("of" in attrs) == ("id" in attrs):
+                raise ScenarioError(f"line {child.sourceline}: <view> needs one of of= or id=")
+            cells = {}
+            for cell in child:
+                if isinstance(cell.tag, str):
+                    n = _int(cell, "n")
+                    if not 0 <= n < blocks:
+                        raise ScenarioError(f"line {cell.sourceline}: block {n} is outside the disk (0..{blocks - 1})")
+                    cells[n] = cell.get("value", "")
+            expect.views.append((attrs, cells))
+        else:
+            raise ScenarioError(f"line {child.sourceline}: unknown element <{child.tag}> in <expect>")
+    return expect
+
+
+def _line(e: etree._Element) -> int:
+    return e.sourceline if isinstance(e.sourceline, int) else 0
+
+
+def _profiles(e: etree._Element) -> tuple[str, ...]:
+    names = tuple(e.get("profile", "").replace(",", " ").split())
+    for name in names:
+        if name not in PROFILES:
+            raise ScenarioError(f"line {e.sourceline}: unknown profile '{name}' in <{e.tag} profile=...>")
+    return names
+
+
+def _int(e: etree._Element, attr: str, default: int | None = None) -> int:
+    raw = e.get(attr)
+    if raw is None:
+        if default is None:
+            raise ScenarioError(f"line {e.sourceline}: <{e.tag}> needs {attr}=")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ScenarioError(f"line {e.sourceline}: {attr}='{raw}' is not a whole number") from None
+
+
+def _yes(e: etree._Element, attr: str) -> bool:
+    raw = e.get(attr)
+    if raw not in ("yes", "no"):
+        raise ScenarioError(f"line {e.sourceline}: {attr}='{raw}' must be yes or no")
+    return raw == "yes"
+
+
+# -- writing -------------------------------------------------------------------------------
+
+def op_element(op: ops.Operation, profiles: tuple[str, ...] = ()) -> etree._Element:
+    e = etree.Element(op.tag)
+    if profiles:
+        e.set("profile", " ".join(profiles))
+    if isinstance(op, ops.Write):
+        e.set("block", str(op.block))
+        e.set("value", op.value)
+    elif isinstance(op, ops.CreateSnapshot):
+        if op.name is not None:
+            e.set("name", op.name)
+        if op.memory is not None:
+            e.set("memory", "yes" if op.memory else "no")
+        if op.description:
+            e.set("description", op.description)
+    elif isinstance(op, (ops.Revert, ops.Delete)):
+        if op.ref is not None:
+            e.set("name", op.ref)
+        if op.id is not None:
+            e.set("id", op.id)
+    if getattr(op, "flags", ()):
+        e.set("flags", " ".join(op.flags))  # type: ignore[union-attr]
+    return e
+
+
+def expect_element(outcome: Outcome, state: dict[str, Any], views: bool = True) -> etree._Element:
+    """An <expect> that pins down everything observed after a step (as the model saw it)."""
+    e = etree.Element("expect")
+    if not outcome.ok:
+        e.set("error", str(outcome.kind))
+    by_id = {s["id"]: s for s in state["snapshots"]}
+    current = by_id.get(state["current"])
+    e.set("current", "none" if current is None else current["id"])
+    e.set("power", state["power"])
+    e.set("snapshots", str(len(state["snapshots"])))
+    for s in state["snapshots"]:
+        attrs = {"id": s["id"], "name": s["name"], "parent": snapshot_attribute(s, "parent", by_id),
+                 "memory": snapshot_attribute(s, "memory", by_id), "state": s["state"]}
+        etree.SubElement(e, "snapshot", attrs)
+    if views:
+        for key, view in [("current", state["views"]["current"])] + sorted(state["views"]["snapshots"].items()):
+            v = etree.SubElement(e, "view", {"of": "current"} if key == "current" else {"id": key})
+            for block, value in view.items():
+                etree.SubElement(v, "block", {"n": block, "value": value})
+    return e
+
+
+def to_xml(scenario: Scenario, expects: list[etree._Element | None] | None = None) -> bytes:
+    """The scenario as XML; ``expects`` optionally gives one <expect> per step."""
+    root = etree.Element("scenario", {"profile": scenario.profile, "blocks": str(scenario.blocks)})
+    if scenario.title:
+        etree.SubElement(root, "title").text = scenario.title
+    if scenario.description:
+        etree.SubElement(root, "description").text = scenario.description
+    for index, step in enumerate(scenario.steps):
+        root.append(op_element(step.op, step.profiles))
+        expect = None if expects is None else expects[index]
+        if expect is not None:
+            root.append(expect)
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
