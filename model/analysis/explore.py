@@ -27,7 +27,7 @@ next memory snapshot gets a new image), ``id_counter`` (ESX and VirtualBox ids a
 reused) and ``profile_state`` (libvirt-qemu's qcow2 table, live QEMU's VM-state areas).  So two states
 with one key differ only in fields no code path reads, or in a consistent renaming of image
 tokens, and every history from one is a history from the other with the same outcomes.
-``tests/test_explore.py`` checks that claim by replaying the same continuation from merged
+``tests/model/test_explore.py`` checks that claim by replaying the same continuation from merged
 states.  Names and values of the form ``ram<N>`` are refused, so that renaming cannot touch
 them.  The model stays pure: this module is the only one that explores, and writes nothing.
 """

@@ -1,5 +1,5 @@
 """The model's four properties as plain checks (semantics.md §1), shared by the Hypothesis
-properties (``tests/test_properties.py``) and the exhaustive exploration (``model/analysis/explore.py``).
+properties (``tests/model/test_properties.py``) and the exhaustive exploration (``model/analysis/explore.py``).
 
 Each check raises ``AssertionError`` with a message prefixed by the property's name:
 

@@ -18,7 +18,7 @@ from snaptree.oracle.drivers.libvirt import LibvirtDriver
 from snaptree.oracle.drivers.vsphere import VsphereDriver
 from snaptree.oracle.lifetime import processes_using
 
-from .checks import check
+from ..checks import check
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,7 +49,7 @@ def test_vcsim_profile_conforms_seed_1(tmp_path: Path) -> None:
 
 def test_real_vcsim_scenarios_replay_the_same() -> None:
     """Every departure in model/profiles/vcsim.py is shown by a scenario the simulator replays."""
-    files = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("real-vcsim-*.xml"))
+    files = sorted(Path(__file__).parents[2].joinpath("scenarios").glob("real-vcsim-*.xml"))
     assert len(files) >= 5
     for path in files:
         assert cli.main(["replay", str(path), "--driver", "vsphere"]) == 0, path.name
@@ -70,7 +70,7 @@ def test_libvirt_esx_driver_conforms_seed_2(tmp_path: Path) -> None:
 
 
 def test_real_libvirt_esx_scenarios_replay_the_same() -> None:
-    files = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("real-libvirt-esx-*.xml"))
+    files = sorted(Path(__file__).parents[2].joinpath("scenarios").glob("real-libvirt-esx-*.xml"))
     assert len(files) >= 2
     for path in files:
         assert cli.main(["replay", str(path), "--driver", "libvirt", "--uri", ESX_URI]) == 0, path.name
@@ -182,7 +182,7 @@ def test_a_real_host_url_keeps_the_vm_and_skips_ids(tmp_path: Path) -> None:
         simulator.stop()
 
 
-# Signals (SIGINT, SIGTERM, SIGHUP, SIGKILL and the next run's sweep) are tests/test_faults.py's,
+# Signals (SIGINT, SIGTERM, SIGHUP, SIGKILL and the next run's sweep) are tests/faults/test_faults.py's,
 # for every real driver: the simulator also sees its stdin close and removes its own directory.
 
 

@@ -1,7 +1,7 @@
 """Hypothesis properties of the model, for every profile in ``PROFILES`` (semantics.md §1).
 
 Four properties, each a plain function that raises ``AssertionError`` (message prefixed with
-the property's name) when its rule is broken; the checks live in ``oracle/properties.py``,
+the property's name) when its rule is broken; the checks live in ``model/analysis/properties.py``,
 shared with ``snaptree explore``:
 
 * ``invariant``   deleting snapshots (any delete flag, subtree deletes, delete-all, and the

@@ -1,6 +1,6 @@
 """The `snaptree` command line, run in-process through ``snaptree.oracle.cli.main``.
 
-Exit status (oracle/cli.py): 0 every expectation holds, 1 one does not, 2 bad input; bad input is
+Exit status (oracle/cli/main.py): 0 every expectation holds, 1 one does not, 2 bad input; bad input is
 reported as ONE line on stderr, never a traceback.
 """
 

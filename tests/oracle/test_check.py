@@ -17,8 +17,8 @@ from snaptree.oracle.differences import Correspondence, state_differences
 from snaptree.oracle.drivers import load
 from snaptree.oracle.drivers.model import ModelDriver
 
-from .checks import check
-from .mutants import MUTANTS
+from ..checks import check
+from ..mutants import MUTANTS
 
 SHORT = 8  # a shrunk counterexample is at most this many steps
 
@@ -70,7 +70,7 @@ def test_check_exit_codes_and_junit(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_examples_database_replays_a_failure_first(tmp_path: Path) -> None:
-    from .mutants import IdsReused
+    from ..mutants import IdsReused
 
     db = str(tmp_path / "db")
     first = check(IdsReused, "esx", examples=200, database=db, out=str(tmp_path), progress=None)

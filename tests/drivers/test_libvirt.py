@@ -21,7 +21,7 @@ from snaptree.oracle.drivers.libvirt.domain_xml import parse_snapshot
 from snaptree.oracle.drivers.libvirt.session import INSTALL, error_kind, libvirt
 from snaptree.oracle.libvirt_xml import create_xml, snapshot_xml, virsh_tree
 
-from .checks import check
+from ..checks import check
 
 SCHEMA = Path("/usr/share/libvirt/schemas/domainsnapshot.rng")
 

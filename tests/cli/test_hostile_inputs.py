@@ -29,7 +29,7 @@ from snaptree.oracle.drivers.model import ModelDriver
 
 from .test_cli import SECRET, assert_one_line_error, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FORGED = "FORGED"  # what an injected line would start with
 
 

@@ -23,8 +23,8 @@ from snaptree.oracle.driver import Result
 from snaptree.oracle.drivers import load
 from snaptree.oracle.drivers.model import ModelDriver
 
-from .checks import check
-from .fault_kit import CHECKS, SNAPTREE, WITH_DISK, Check, one_line, require
+from ..checks import check
+from ..fault_kit import CHECKS, SNAPTREE, WITH_DISK, Check, one_line, require
 
 MESSAGES = {signal.SIGINT: "snaptree: interrupted", signal.SIGTERM: "snaptree: terminated by SIGTERM",
             signal.SIGHUP: "snaptree: terminated by SIGHUP"}

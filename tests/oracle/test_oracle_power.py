@@ -22,11 +22,11 @@ from snaptree.oracle.lockstep import Lockstep
 from snaptree.oracle.shrink import Shrinker, kind_of
 from snaptree.oracle.situations import SITUATIONS
 
-from .checks import check
-from .mutants import MUTANTS, NamesLowerCased
+from ..checks import check
+from ..mutants import MUTANTS, NamesLowerCased
 
 SEEDS = (1, 2, 3, 4, 5)
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _check(driver: type, profile: str, seed: int, tmp_path: Path) -> CheckResult:
@@ -123,7 +123,7 @@ def _check_json(tmp_path: Path, preamble: str) -> dict[str, object]:
 
 def test_a_seed_gives_the_same_histories_whatever_is_imported(tmp_path: Path) -> None:
     plain = _check_json(tmp_path, "")
-    crowded = _check_json(tmp_path, "import tests.mutants, tests.test_profiles, snaptree.oracle.drivers.libvirt, "
+    crowded = _check_json(tmp_path, "import tests.mutants, tests.profiles.test_profiles, snaptree.oracle.drivers.libvirt, "
                                     "snaptree.oracle.drivers.qemu_live, snaptree.oracle.drivers.qcow2_chain")
     assert plain == crowded
 
@@ -133,7 +133,7 @@ def test_shrinking_never_walks_into_what_a_guard_leaves_out(tmp_path: Path) -> N
     history that draws what a guard leaves out counts as not diverging."""
     from snaptree.oracle.findings import Guard
 
-    from .mutants import DeleteWithoutMerge
+    from ..mutants import DeleteWithoutMerge
 
     result = _check(DeleteWithoutMerge, "esx", 1, tmp_path)
     assert result.divergence is not None

@@ -20,9 +20,9 @@ import pytest
 
 from snaptree.oracle.shards import ShardError, parse_shard, shard_examples, shard_seed
 
-from .fault_kit import SNAPTREE
+from ..fault_kit import SNAPTREE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MUTANT = ("--driver", "tests.mutants:DeleteWithoutMerge", "--profile", "esx")
 MODEL = ("--driver", "model", "--profile", "esx")
 RARER = ("--driver", "tests.mutants:MergeIntoFirstChildOnly", "--profile", "esx")  # found after some 20 examples

@@ -16,8 +16,8 @@ from snaptree.oracle.drivers.qemu_common import call
 from snaptree.oracle.generate import AWKWARD_NAMES
 from snaptree.oracle.lockstep import Lockstep
 
-from .checks import check
-from .fault_kit import require_qemu
+from ..checks import check
+from ..fault_kit import require_qemu
 
 
 @pytest.mark.parametrize("profile", ["esx", "vbox"])

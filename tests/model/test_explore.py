@@ -18,7 +18,7 @@ from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.qemu_live import LiveQemu, QemuHmp
 from snaptree.model.profiles.vbox import VBox
 from snaptree.oracle.cli import main
-from tests.test_properties import (
+from tests.model.test_properties import (
     live_revert_dropping_ram,
     remove_discarding_delta,
     remove_forgetting_name_index,
@@ -71,7 +71,7 @@ def test_each_broken_rule_is_found_with_its_shortest_history(profile_name: str, 
 ], ids=["vbox-refusal-moves-current", "failed-loadvm-drops-ram", "take-forgets-children"])
 def test_the_other_broken_rules_are_found_too(owner: type, profile_name: str, method: str, mutant: Any, prop: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the rest above and below, every rule tests/test_properties.py breaks is found here."""
+    """With the rest above and below, every rule tests/model/test_properties.py breaks is found here."""
     monkeypatch.setattr(owner, method, mutant)
     result = explore(profile_name, 6, Bounds(names=("A", "B"), blocks=1, values=("a",)))
     assert prop in result.violations, result.violations
@@ -285,7 +285,7 @@ def test_cover_on_real_drivers(driver: str, extra: list[str], tmp_path: Any, cap
 
 
 def test_refusals_and_takes_that_break_the_model_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The remaining broken rules of tests/test_properties.py, each at the depth it needs."""
+    """The remaining broken rules of tests/model/test_properties.py, each at the depth it needs."""
     from snaptree.model.profiles.vbox import VBox
 
     original = VBox.check_delete

@@ -15,7 +15,7 @@ from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, Qem
 from snaptree.oracle.drivers.qemu_process import error_kind, failure, hmp_quote
 from snaptree.oracle.lockstep import Divergence, Lockstep
 
-from .checks import check
+from ..checks import check
 
 DRIVERS = (QemuHmpDriver, QemuQmpDriver)
 

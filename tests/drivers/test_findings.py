@@ -14,9 +14,9 @@ from snaptree.oracle import cli
 from snaptree.oracle.drivers.model import ModelDriver
 from snaptree.oracle.findings import GUARDS, findings, guards_for
 
-from .checks import check
-from .test_driver_libvirt import require_qemu
-from .test_driver_vsphere import ESX_URI
+from ..checks import check
+from .test_libvirt import require_qemu
+from .test_vsphere import ESX_URI
 
 
 def require_simulator() -> None:

@@ -16,9 +16,9 @@ from snaptree.oracle.driver import Driver
 from snaptree.oracle.drivers import load
 from snaptree.oracle.scenario_format import load as load_scenario
 
-from .fault_kit import CHECKS, require
+from ..fault_kit import CHECKS, require
 
-SCENARIOS = sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.xml"))
+SCENARIOS = sorted(Path(__file__).parents[2].joinpath("scenarios").glob("*.xml"))
 
 
 def real_drivers(profile: str) -> list[str]:
