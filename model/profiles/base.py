@@ -172,7 +172,7 @@ class Profile:
         return has_ram if op.memory is None else op.memory and has_ram
 
     def auto_name(self, machine: Machine) -> str:
-        """libvirt names an unnamed snapshot after the epoch second [semantics.md §7 Create]."""
+        """libvirt names an unnamed snapshot after the epoch second [semantics.md §7.2]."""
         return str(machine.clock)
 
     def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
@@ -184,7 +184,7 @@ class Profile:
         raw = name.encode()
         if len(raw) <= self.name_limit:
             return name
-        # cut at a byte count, even inside a UTF-8 character [semantics.md §4 Names]
+        # cut at a byte count, even inside a UTF-8 character [semantics.md §4.6]
         return raw[: self.name_limit].decode("utf-8", errors="replace")
 
     def duplicate_policy(self, memory: bool) -> str:
@@ -234,7 +234,7 @@ class Profile:
         pass
 
     def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        """libvirt's delete flags, which most profiles map onto [semantics.md §7]."""
+        """libvirt's delete flags, which most profiles map onto [semantics.md §7.4-§7.6]."""
         if "children" in flags:
             for node in machine.subtree(target):
                 machine.remove(node)

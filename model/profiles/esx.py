@@ -1,6 +1,6 @@
 """VMware vSphere API: CreateSnapshot_Task, RevertToSnapshot_Task, RemoveSnapshot_Task,
-RemoveAllSnapshots_Task [semantics.md §2].  No ESX runs here; vcsim's departures from ESX are
-listed in the sheet and not followed."""
+RemoveAllSnapshots_Task [semantics.md §2].  No ESX runs here; vcsim's departures from ESX
+(§2.12-§2.17) are not followed."""
 
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ class Esx(Profile):
         "shutdown": {"running": "shutoff", "suspended": "shutoff"},
         "suspend": {"running": "suspended"},
     }
-    ids = "counter"  # never reused [§2 CreateSnapshot_Task]
-    lookup = "preorder"  # libvirt's ESX driver: depth-first, pre-order, first match [§2 Lookup]
+    ids = "counter"  # never reused [§2.1]
+    lookup = "preorder"  # libvirt's ESX driver: depth-first, pre-order, first match [§2.8]
     sibling_order = True  # childSnapshotList is an ordered array; the pre-order lookup follows it
-    duplicates = "allow"  # [§2 CreateSnapshot_Task: names need not be unique]
-    create_flags = frozenset({"quiesce"})  # quiesce only flushes the guest's caches [§2]
+    duplicates = "allow"  # names need not be unique [§2.1]
+    create_flags = frozenset({"quiesce"})  # quiesce only flushes the guest's caches [§2.2]
     revert_flags = frozenset({"suppress-power-on"})
     delete_flags = frozenset({"remove-children"})
-    revert_to_current = True  # RevertToCurrentSnapshot_Task [§2]
+    revert_to_current = True  # RevertToCurrentSnapshot_Task [§2.4]
 
     def not_found(self, ref: str, purpose: str) -> ModelError:
         return ModelError(NOT_FOUND, f"Could not find snapshot with name '{ref}'")  # libvirt esx_vi.c
@@ -47,16 +47,16 @@ class Esx(Profile):
 
     def auto_name(self, machine: Machine) -> str:
         # CreateSnapshot_Task's name is required and has no default (no epoch-second name as in
-        # libvirt): a client with no name sends the empty string, as the vsphere driver does [§2]
+        # libvirt): a client with no name sends the empty string, as the vsphere driver does [§2.1]
         return ""
 
     def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
-        # memory=false sets the snapshot's power state to powered off [§2 Create, power states]
+        # memory=false sets the snapshot's power state to powered off [§2.2]
         return machine.power if memory else "shutoff"
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         # the VM takes the snapshot's execution state; suppressPowerOn keeps it from running,
-        # which leaves a powered-on snapshot's memory as a suspend state [§2 RevertToSnapshot_Task]
+        # which leaves a powered-on snapshot's memory as a suspend state [§2.3]
         if target.memory is None:
             return "shutoff", None
         if "suppress-power-on" in flags or target.state == "suspended":
@@ -65,11 +65,11 @@ class Esx(Profile):
 
     def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         # removeChildren removes the subtree; the nearest surviving ancestor becomes current
-        # [§2 RemoveSnapshot_Task(removeChildren=true)]
+        # [§2.6]
         remove_snapshots(machine, target, "remove-children" in flags)
 
     def delete_all(self, machine: Machine) -> None:
-        # every snapshot goes, the current state stays as the disk [§2 RemoveAllSnapshots_Task]
+        # every snapshot goes, the current state stays as the disk [§2.7]
         for root in list(machine.roots):
             for node in machine.subtree(root):
                 machine.remove(node)

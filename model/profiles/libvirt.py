@@ -9,7 +9,7 @@ from ..errors import ModelError
 from ..machine import Machine, Snapshot
 from .base import DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
 
-# libvirt-domain-snapshot.h [§7 Flags]
+# libvirt-domain-snapshot.h [§7.1]
 CREATE_BITS = {"redefine": 1, "current": 2, "no-metadata": 4, "halt": 8, "disk-only": 16, "reuse-ext": 32,
                "quiesce": 64, "atomic": 128, "live": 256, "validate": 512}
 DELETE_BITS = {"children": 1, "metadata-only": 2, "children-only": 4}
@@ -23,7 +23,7 @@ class Libvirt(Profile):
     """Rules shared by libvirt's drivers: the domain snapshot tree of ``virdomainmomentobjlist.c``."""
 
     ids = "name"  # a snapshot is known by its name
-    duplicates = "refuse"  # [§7 Create]
+    duplicates = "refuse"  # [§7.2]
     # the API takes a snapshot object: virDomainSnapshotLookupByName fails before any flag
     # check (libvirt 9.0.0, seen on the test driver)
     lookup_before_flags = True
@@ -31,7 +31,7 @@ class Libvirt(Profile):
     create_flags = frozenset(CREATE_BITS)
     delete_flags = frozenset(DELETE_BITS)
     revert_flags = frozenset(REVERT_BITS)
-    exclusive = (frozenset({"children", "children-only"}), frozenset({"running", "paused"}))  # [§7]
+    exclusive = (frozenset({"children", "children-only"}), frozenset({"running", "paused"}))  # [§7.7]
     driver_function = "libvirt"
     supported_create: frozenset[str] = frozenset()
     supported_delete: frozenset[str] = frozenset({"children", "children-only"})
@@ -75,7 +75,7 @@ class Libvirt(Profile):
             machine.load_memory(None, "shutoff")
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        # [§7 Revert]: the snapshot's state; RUNNING or PAUSED override it
+        # [§7.8]: the snapshot's state; RUNNING or PAUSED override it
         if target.state == "shutoff":
             return self.inactive_revert(flags)
         if "running" in flags:

@@ -11,7 +11,7 @@ with one small class and one registry entry, e.g. libvirt's ESX driver over a re
 
 Every rule was seen on 2026-12-01 with libvirt-python 9.0.0 (libvirt0 9.0.0-4+deb12u2) against the
 bundled simulator (oracle/vcsim/main.go, with its two mends), and is shown by
-``scenarios/real-libvirt-esx-*.xml``; semantics.md §2 describes the same mapping.
+``scenarios/real-libvirt-esx-*.xml``; semantics.md §2.8-§2.10 describe the same rules.
 """
 
 from __future__ import annotations

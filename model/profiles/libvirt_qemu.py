@@ -21,7 +21,7 @@ ID_LOAD = "a revert that loads another snapshot's disk and no memory leaves the 
 class Qcow2Entry:
     """An internal snapshot in the disk's qcow2 table, as QEMU sees it (libvirt may not list it).
     QEMU 7.2 applies a snapshot by id first, then by name (qcow2's find_snapshot_by_id_or_name,
-    for `loadvm`/`-loadvm` and `qemu-img snapshot -a` alike), and ids are highest + 1 [§4]: a
+    for `loadvm`/`-loadvm` and `qemu-img snapshot -a` alike), and ids are highest + 1 [§4.3, §4.4]: a
     libvirt snapshot named "2" reverts to the disk and memory of qcow2 snapshot id 2 (seen)."""
 
     id: int
@@ -111,7 +111,7 @@ class LibvirtQemu(Libvirt):
         return machine.power != "shutoff"
 
     def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        if "/" in name:  # qemuSnapshotCreateXML [§7 QEMU driver, internal]
+        if "/" in name:  # qemuSnapshotCreateXML [§7.9]
             raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't contain '/'")
         if name.startswith("."):
             raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't start with '.'")
@@ -209,7 +209,7 @@ class LibvirtQemu(Libvirt):
         return power, source.image
 
     def inactive_revert(self, flags: frozenset[str]) -> tuple[str, str | None]:
-        # the QEMU driver starts (or pauses) the domain for RUNNING or PAUSED [§7 Revert]
+        # the QEMU driver starts (or pauses) the domain for RUNNING or PAUSED [§7.8]
         if "running" in flags:
             return "running", None
         if "paused" in flags:
@@ -263,7 +263,7 @@ class LibvirtQemu(Libvirt):
             state.external.discard(node.id)
 
     def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        # libvirt 9.0's rules for external snapshots [§7 QEMU driver, external]; which of them
+        # libvirt 9.0's rules for external snapshots [§7.13]; which of them
         # CHILDREN and CHILDREN_ONLY meet was seen on 9.0.0: an external descendant refuses both,
         # an external target refuses CHILDREN (even as a leaf) and lets CHILDREN_ONLY through
         if "metadata-only" in flags:

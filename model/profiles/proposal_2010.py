@@ -1,4 +1,4 @@
-"""The API proposed in the 2010 libvirt discussion (``shared/seed``) [semantics.md §8].
+"""The API proposed in the 2010 libvirt discussion, the seed [semantics.md §8].
 
 The proposal is ambiguous; this is our reading, stated so it can be argued with:
 
@@ -36,15 +36,15 @@ class Proposal2010(Profile):
     name = "proposal-2010"
     system = "libvirt snapshot API as proposed on 2010-03-30 (seed)"
     summary = "MERGE/MERGE_FORCE/DISCARD/DISCARD_FORCE; start-from-snapshot; duplicates refused"
-    duplicates = "refuse"  # "declare duplicate names unsupported" [§8]
+    duplicates = "refuse"  # "declare duplicate names unsupported" [§8.3]
     delete_flags = frozenset(DELETE_FLAGS)
-    exclusive = tuple(frozenset(pair) for pair in combinations(DELETE_FLAGS, 2))  # [§8]
+    exclusive = tuple(frozenset(pair) for pair in combinations(DELETE_FLAGS, 2))  # [§8.2]
 
     def duplicate(self, name: str) -> ModelError:
         return ModelError(DUPLICATE, f"snapshot '{name}' already exists: duplicate names are unsupported")
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        return "running", target.memory  # virDomainCreateFromSnapshot starts the guest [§8]
+        return "running", target.memory  # virDomainCreateFromSnapshot starts the guest [§8.1]
 
     def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         dependants = len(target.children) + (target is machine.current)

@@ -17,12 +17,12 @@ class QemuImg(Profile):
     system = "QEMU 7.2 and 10.0 qemu-img snapshot (qcow2)"
     versions = {"QEMU": ("7.2", None)}
     summary = "flat snapshot table, no current; duplicate names kept; ids reused; names cut at 255 bytes"
-    tree = False  # the snapshot table is a flat list [§4]
+    tree = False  # the snapshot table is a flat list [§4.1]
     transitions: ClassVar[dict[str, dict[str, str]]] = {}
-    ids = "reuse"  # highest existing id + 1 [§4 New snapshot ID]
-    lookup = "table"  # first in table order [§4 -a, -d]
-    duplicates = "allow"  # [§4 -c NAME twice]
-    name_limit = 255  # [§4 Names]
+    ids = "reuse"  # highest existing id + 1 [§4.3]
+    lookup = "table"  # first in table order [§4.4, §4.5]
+    duplicates = "allow"  # [§4.2]
+    name_limit = 255  # [§4.6]
 
     def unsupported(self, what: str) -> ModelError:
         return ModelError(UNSUPPORTED, f"qemu-img works on an image offline: there is no {what}")
@@ -30,7 +30,7 @@ class QemuImg(Profile):
     def not_found(self, ref: str, purpose: str) -> ModelError:
         if purpose == "revert":  # seen on 7.2.22; the sheet gives no text
             return ModelError(NOT_FOUND, f"Could not apply snapshot '{ref}': Failed to load snapshot: No such file or directory")
-        return ModelError(NOT_FOUND, f"Could not delete snapshot '{ref}': snapshot not found")  # [§4 -d]
+        return ModelError(NOT_FOUND, f"Could not delete snapshot '{ref}': snapshot not found")  # [§4.5]
 
     def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         if op.memory:
@@ -41,7 +41,7 @@ class QemuImg(Profile):
         raise ModelError(INVALID_ARGUMENT, "Expecting one image file name")  # -c needs a name
 
     def lookup_ref(self, machine: Machine, ref: str, purpose: str) -> Snapshot | None:
-        # -a tries the id first, then the name; -d matches the name only [§4]
+        # -a tries the id first, then the name; -d matches the name only [§4.4, §4.5]
         if purpose == "revert":
             by_id = machine.get_id(ref)
             if by_id is not None:

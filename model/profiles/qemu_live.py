@@ -42,8 +42,8 @@ class LiveQemu(Profile):
         "shutdown": {"running": "shutoff", "paused": "shutoff"},  # quit QEMU
     }
     ids = "reuse"
-    lookup = "table"  # name only, first match [§5 loadvm]
-    name_limit = 255  # QEMUSnapshotInfo.name is char[256] (pstrcpy) [§4 Names]
+    lookup = "table"  # by name, first in table order; a load then goes by id first [§5.4]
+    name_limit = 255  # QEMUSnapshotInfo.name is char[256] (pstrcpy) [§4.6]
     failure_side_effects = frozenset({FAILED_LOAD, LOAD_MOVED_DISK})
 
     def require_name(self, op: ops.Revert | ops.Delete) -> None:
@@ -70,15 +70,15 @@ class LiveQemu(Profile):
 
     def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         if not memory and name == "":
-            raise ModelError(INVALID_ARGUMENT, "Name is empty")  # [§5 blockdev-snapshot-internal-sync]
+            raise ModelError(INVALID_ARGUMENT, "Name is empty")  # [§5.7]
 
     def duplicate_policy(self, memory: bool) -> str:
         return self.duplicates if memory else "refuse"
 
     def duplicate_refusal(self, name: str, memory: bool) -> ModelError:
-        if not memory:  # [§5 blockdev-snapshot-internal-sync]
+        if not memory:  # [§5.7]
             return ModelError(DUPLICATE, f"Snapshot with name '{name}' already exists on device '{DISK_NODE}'")
-        return ModelError(DUPLICATE, f"Snapshot '{name}' already exists in one or more devices")  # [§5 snapshot-save]
+        return ModelError(DUPLICATE, f"Snapshot '{name}' already exists in one or more devices")  # [§5.3]
 
     def revert(self, machine: Machine, op: ops.Revert) -> None:
         self.require_qemu(machine, "load a snapshot")
@@ -91,7 +91,7 @@ class LiveQemu(Profile):
                 error = ModelError(NOT_FOUND, f"Snapshot '{name}' does not exist in one or more devices")
             else:
                 error = ModelError(DISK_ONLY, "This is a disk-only snapshot. Revert to it  offline using qemu-img")
-            if machine.power == "running":  # hmp_loadvm stops the VM before it looks [§5 loadvm]
+            if machine.power == "running":  # hmp_loadvm stops the VM before it looks [§5.4]
                 machine.power = "paused"
                 error.side_effect = FAILED_LOAD
             raise error
@@ -110,7 +110,7 @@ class LiveQemu(Profile):
             if machine.power == "running":
                 machine.power = "paused"
             raise error
-        # the run state after a load is the run state before it; RAM is restored [§5 loadvm]
+        # the run state after a load is the run state before it; RAM is restored [§5.4]
         machine.load_memory(image, machine.power)
 
     def after_create(self, machine: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
@@ -133,7 +133,7 @@ class LiveQemu(Profile):
         flags = self.check_flags(op.flags, self.delete_flags, "delete")
         self.require_name(op)
         target = machine.get_id(op.id) if op.id is not None else self.find_named(machine, op.ref or "")
-        if target is not None:  # deleting a missing name is a silent success [§5 delvm]
+        if target is not None:  # deleting a missing name is a silent success [§5.6]
             self.remove(machine, target, flags)
 
 
@@ -142,10 +142,10 @@ class QemuHmp(LiveQemu):
     system = "QEMU 7.2 and 10.0 HMP savevm/loadvm/delvm"
     versions = {"QEMU": ("7.2", None)}
     summary = "savevm overwrites the first same-named snapshot; flat table; ids reused"
-    duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5 savevm]
+    duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5.1]
 
     def auto_name(self, machine: Machine) -> str:
-        return time.strftime("vm-%Y%m%d%H%M%S", time.gmtime(machine.clock))  # [§5 savevm: no name]
+        return time.strftime("vm-%Y%m%d%H%M%S", time.gmtime(machine.clock))  # [§5.2]
 
 
 class QemuQmp(LiveQemu):
@@ -153,7 +153,7 @@ class QemuQmp(LiveQemu):
     system = "QEMU 7.2 and 10.0 QMP snapshot-save/snapshot-load/snapshot-delete"
     versions = {"QEMU": ("7.2", None)}
     summary = "snapshot-save refuses an existing tag; flat table; ids reused"
-    duplicates = "refuse"  # overwrite=false [§5 snapshot-save]
+    duplicates = "refuse"  # overwrite=false [§5.3]
 
     def auto_name(self, machine: Machine) -> str:
         raise ModelError(INVALID_ARGUMENT, "Parameter 'tag' is missing")

@@ -37,10 +37,10 @@ class VBox(Profile):
         "shutdown": {"running": "shutoff", "paused": "shutoff"},  # powerDown
         "suspend": {"running": "saved", "paused": "saved"},  # saveState
     }
-    ids = "uuid"  # every snapshot gets a fresh UUID [§3 takeSnapshot]
-    lookup = "preorder"  # findSnapshot: depth-first, pre-order, first match [§3]
+    ids = "uuid"  # every snapshot gets a fresh UUID [§3.1]
+    lookup = "preorder"  # findSnapshot: depth-first, pre-order, first match [§3.7]
     sibling_order = True  # ISnapshot::children is an ordered array; findSnapshot follows it
-    duplicates = "allow"  # no uniqueness check [§3 takeSnapshot]
+    duplicates = "allow"  # no uniqueness check [§3.1]
     create_flags = frozenset({"live"})  # takeSnapshot(pause=false), VBoxManage's --live
     delete_flags = frozenset({"and-all-children"})  # deleteSnapshotAndAllChildren
 
@@ -66,7 +66,7 @@ class VBox(Profile):
         return self.find_named(machine, ref)
 
     def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
-        # SessionMachine::takeSnapshot [§3 takeSnapshot]
+        # SessionMachine::takeSnapshot [§3.1]
         if "live" in flags and machine.power != "running":
             raise ModelError(INVALID_STATE, "Cannot take a live snapshot of a virtual machine unless it is running.")
         online_or_saved = machine.power != "shutoff"
@@ -84,7 +84,7 @@ class VBox(Profile):
         raise ModelError(INVALID_ARGUMENT, "takeSnapshot needs a name")
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        # SessionMachine::restoreSnapshot refuses an online machine, Paused included [§3 restoreSnapshot]
+        # SessionMachine::restoreSnapshot refuses an online machine, Paused included [§3.6]
         if machine.power in ("running", "paused"):
             raise ModelError(INVALID_STATE, "Cannot delete the current state of the running machine "
                                             f"(machine state: {VBOX_STATE[machine.power]})")
@@ -92,10 +92,10 @@ class VBox(Profile):
         return ("saved", target.memory) if target.memory is not None else ("shutoff", None)
 
     def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        if "and-all-children" in flags:  # IMachine::deleteSnapshotAndAllChildren [§3]
+        if "and-all-children" in flags:  # IMachine::deleteSnapshotAndAllChildren [§3.5]
             raise ModelError(UNSUPPORTED, "Not implemented (E_NOTIMPL): deleteSnapshotAndAllChildren")
         what = f"Snapshot '{target.name}' of the machine '{MACHINE}' cannot be deleted, because it"
-        if len(target.children) > 1:  # SessionMachine::i_deleteSnapshot [§3]
+        if len(target.children) > 1:  # SessionMachine::i_deleteSnapshot [§3.2, §3.3]
             raise ModelError(HAS_CHILDREN, f"{what} has {len(target.children)} child snapshots, "
                                            "which is more than the one snapshot allowed for deletion")
         if target is machine.current and target.children:  # the current state counts as a second child

@@ -3,7 +3,7 @@
 can see.  Each departure was seen on a real run [seen 2026-12-01: vcsim built from Debian 12's
 golang-github-vmware-govmomi-dev 0.24.2 with golang-go 1.19, driven by pyvmomi 9.1.1.0 through
 snaptree's vsphere driver] and is shown by a ``scenarios/real-vcsim-*.xml`` file; semantics.md
-§2 "vcsim 0.24.2 in detail" has the same findings.
+§2.12-§2.17 has the same findings.
 
 Seen but not modelled, because the driver does not observe them: ``VirtualMachine.rootSnapshot``
 is always empty and a parent's ``childSnapshot`` goes stale after a removal (the driver reads the
@@ -53,7 +53,7 @@ class Vcsim(Esx):
     transitions: ClassVar[dict[str, dict[str, str]]] = {
         **Esx.transitions, "suspend": {"running": "suspended", "shutoff": "suspended"}}
     failure_side_effects = frozenset({CRASHED})
-    disk = False  # no disk deltas are made, so writes are refused and every view is empty [§2]
+    disk = False  # no disk deltas are made, so writes are refused and every view is empty [§2.17]
 
     def perform(self, machine: Machine, op: ops.Operation) -> Snapshot | None:
         if machine.power == CRASHED:
