@@ -5,28 +5,25 @@
 
 Arrows point from child to parent; the numbers name the overlays (copy-on-write deltas);
 ``base`` is the empty disk and ``current`` the running state.  Where names repeat, a name is
-followed by ``#id``.
+followed by ``#id``; an empty name is ``""``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import networkx as nx
 
-from .escape import printable
+from .escape import printable, shown, snapshot_labels
 from .machine import Machine, Snapshot
 
 # graph keys for the two nodes that are not snapshots (tuples never clash with an id)
 BASE, CURRENT = ("base",), ("current",)
 
 
-def labels(m: Machine) -> dict[str, str]:
-    """Each snapshot's printed name, by id: the name, with ``#id`` where names repeat."""
-    counts = Counter(s.name for s in m.snapshots.values())
-    return {s.id: s.name if counts[s.name] == 1 and s.name not in ("base", "current") else f"{s.name}#{s.id}"
-            for s in m.snapshots.values()}
+def labels(m: Machine, short_ids: bool = False) -> dict[str, str]:
+    """Each snapshot's printed name, by id (:func:`~snaptree.model.escape.snapshot_labels`)."""
+    return snapshot_labels({s.id: (s.id, s.name) for s in m.snapshots.values()}, short_ids)
 
 
 def _resting_on(m: Machine, node: Snapshot | tuple[str]) -> list[Snapshot | tuple[str]]:
@@ -41,9 +38,9 @@ def _resting_on(m: Machine, node: Snapshot | tuple[str]) -> list[Snapshot | tupl
 
 def graph(m: Machine) -> nx.DiGraph:
     """Snapshots, ``base`` and ``current`` as nodes; an edge from each child to its parent,
-    labelled with its overlay's number and size."""
+    labelled with its overlay's number and size.  A drawing shortens ids (a UUID to 8 characters)."""
     g = nx.DiGraph()
-    name = labels(m)
+    name = labels(m, short_ids=True)
     g.add_node(BASE, kind="base", label="base")
     # a stack rather than recursion, for trees 1,000 snapshots deep
     stack: list[tuple[Snapshot | tuple[str], object]] = [(kid, BASE) for kid in reversed(_resting_on(m, BASE))]
@@ -61,12 +58,13 @@ def graph(m: Machine) -> nx.DiGraph:
     return g
 
 
-def text(m: Machine) -> str:
-    """The seed's notation; a profile without a tree shows its flat table instead."""
+def text(m: Machine, short_ids: bool = False) -> str:
+    """The seed's notation; a profile without a tree shows its flat table instead (``short_ids``:
+    as a drawing shows them)."""
     if not m.profile.tree:
-        table = "  ".join(f"{s.id}:{s.name!r}" for s in m.snapshots.values()) or "(no snapshots)"
+        table = "  ".join(printable(f"{s.id}:{shown(s.name)}") for s in m.snapshots.values()) or "(no snapshots)"
         return f"table: {table}\nbase ... <-- current"
-    name = labels(m)
+    name = labels(m, short_ids)
     lines: list[str] = []
     number = 0  # the same pre-order walk as graph()'s, so the same overlay numbers
 
@@ -93,6 +91,28 @@ def text(m: Machine) -> str:
     return "\n".join(lines)
 
 
+def view_text(view: dict[Any, str]) -> str:
+    """What a point in time reads, as text: ``0=a 1=b``, or ``(empty)`` (escaped)."""
+    return printable(" ".join(f"{block}={shown(value)}" for block, value in view.items())) or "(empty)"
+
+
+def power_and_current(m: Machine, short_ids: bool = False) -> str:
+    """What a tree drawing does not show: ``power running, current snapshot A`` (a profile
+    without a tree records no current; vcsim's current on a removed snapshot is none)."""
+    current = "(not recorded)" if not m.profile.tree else "none" if m.current is None else \
+        labels(m, short_ids).get(m.current.id, "none")
+    return printable(f"power {m.power}, current snapshot {current}")
+
+
+def state_text(m: Machine) -> str:
+    """A whole state in a few lines (a node of the explored state graph): the tree as
+    :func:`text` draws it, the power state, and what the running state and each snapshot read."""
+    name = labels(m, short_ids=True)
+    reads = [f"current {view_text(m.view(None))}", *(f"{printable(name[sid])} {view_text(view)}"
+                                                     for sid, view in m.views().items())]
+    return f"{text(m, short_ids=True)}\npower {m.power}\nreads " + "; ".join(reads)
+
+
 def _label(g: nx.DiGraph, node: object) -> str:
     return str(g.nodes[node]["label"])
 
@@ -115,9 +135,12 @@ def dot(m: Machine) -> str:
     return "\n".join(out) + "\n"
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def dot_quote(value: str, lines: bool = False) -> str:
+    """A DOT string: backslashes and quotes escaped; with ``lines``, each line of ``value``
+    left-aligned (``\\l``), as the seed's notation needs."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + ("".join(line + "\\l" for line in escaped.split("\n")) if lines else escaped) + '"'
 
 
 def _attrs(attrs: dict[str, str]) -> str:
-    return ", ".join(f"{key}={_quote(value)}" for key, value in attrs.items())
+    return ", ".join(f"{key}={dot_quote(value)}" for key, value in attrs.items())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .escape import printable
+from .escape import printable, shown
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,18 @@ POWER_OPS = (Start, Pause, Resume, Shutdown, Suspend)
 
 
 def describe(op: Operation) -> str:
-    """A short human-readable form, as shown in step listings: ``delete B [children]``
-    (names escaped as :func:`~snaptree.model.escape.printable` shows them)."""
+    """A short human-readable form, as shown in step listings: ``delete B [children]``,
+    ``revert ""``, ``write 0=a`` (names and values as :func:`~snaptree.model.escape.shown` shows
+    them, escaped as :func:`~snaptree.model.escape.printable` does)."""
     if isinstance(op, Write):
-        return f"write {op.block}={op.value!r}"
+        return printable(f"write {op.block}={shown(op.value)}")
     if isinstance(op, CreateSnapshot):
-        words = ["snapshot", op.name if op.name is not None else "(unnamed)"]
+        words = ["snapshot", shown(op.name) if op.name is not None else "(unnamed)"]
         if op.memory is not None:
             words.append("memory" if op.memory else "disk-only")
     elif isinstance(op, (Revert, Delete)):
-        target = op.ref if op.ref is not None else (f"id={op.id}" if op.id is not None else "(current)")
+        # an id is what the profile looks up when both are given
+        target = f"id={op.id}" if op.id is not None else shown(op.ref) if op.ref is not None else "(current)"
         words = [op.tag, target]
     else:
         return op.tag

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .escape import plural, shown, snapshot_labels
 from .machine import Machine
 from .observe import observe
 from .profiles import get_profile
@@ -81,16 +83,17 @@ def unmet_expectations(expect: Expect, outcome: Outcome, state: dict[str, Any] |
     assert state is not None, "an expectation that reads the state was given none"
     snapshots = state["snapshots"]
     by_id = {s["id"]: s for s in snapshots}
+    label = _labeller(snapshots)
     if expect.current is not None:
         current = by_id.get(state["current"])
         if expect.current == "none":
             if state["current"] is not None:
-                problems.append(f"expected no current snapshot, current is {_label(current)}")
+                problems.append(f"expected no current snapshot, current is {label(current)}")
         elif current is None and state["current"] is not None:  # a removed snapshot (vcsim), by id
             if expect.current != state["current"]:
-                problems.append(f"expected current {expect.current}, current is removed id {state['current']}")
+                problems.append(f"expected current {shown(expect.current)}, current is removed id {state['current']}")
         elif current is None or expect.current not in (current["name"], current["id"]):
-            problems.append(f"expected current {expect.current}, current is {_label(current)}")
+            problems.append(f"expected current {shown(expect.current)}, current is {label(current)}")
     if expect.power is not None and state["power"] != expect.power:
         problems.append(f"expected power {expect.power}, power is {state['power']}")
     if expect.ram is not None:
@@ -102,10 +105,11 @@ def unmet_expectations(expect: Expect, outcome: Outcome, state: dict[str, Any] |
             if found is None:
                 problems.append(problem)
             elif found["memory_image"] is None or state["ram"] != found["memory_image"]:
-                problems.append(f"expected the RAM to hold snapshot {_label(found)}'s memory image, "
-                                f"it holds {_image_owner(snapshots, state['ram'])}")
+                problems.append(f"expected the RAM to hold snapshot {label(found)}'s memory image, "
+                                f"it holds {_image_owner(snapshots, state['ram'], label)}")
     if expect.count is not None and len(snapshots) != expect.count:
-        problems.append(f"expected {expect.count} snapshots, there are {len(snapshots)}")
+        problems.append(f"expected {plural(expect.count, 'snapshot')}, there {'is' if len(snapshots) == 1 else 'are'} "
+                        f"{len(snapshots)}")
     for wanted in expect.snapshots:
         found, problem = _find(snapshots, wanted)
         if found is None:
@@ -114,25 +118,25 @@ def unmet_expectations(expect: Expect, outcome: Outcome, state: dict[str, Any] |
         for key, value in wanted.items():
             actual = snapshot_attribute(found, key, by_id)
             if actual != value:
-                problems.append(f"snapshot {_label(found)}: expected {key}={value!r}, got {actual!r}")
+                problems.append(f"snapshot {label(found)}: expected {key}={shown(value)}, got {shown(actual)}")
     for unwanted in expect.absent:
         found, _ = _find(snapshots, unwanted)
         if found is not None:
-            problems.append(f"expected no snapshot {_describe(unwanted)}, found {_label(found)}")
+            problems.append(f"expected no snapshot {_describe(unwanted)}, found {label(found)}")
     for where, cells in expect.views:
         if where.get("of") == "current":
             view = state["views"]["current"]
-            label = "the current state"
+            where_label = "the current state"
         else:
             found, problem = _find(snapshots, {"name": where["of"]} if "of" in where else {"id": where["id"]})
             if found is None:
                 problems.append(problem)
                 continue
-            view, label = state["views"]["snapshots"][found["id"]], f"snapshot {_label(found)}"
+            view, where_label = state["views"]["snapshots"][found["id"]], f"snapshot {label(found)}"
         for block, value in cells.items():
             actual = view.get(str(block), "")
             if actual != value:
-                problems.append(f"{label} block {block}: expected {value!r}, reads {actual!r}")
+                problems.append(f"{where_label} block {block}: expected {shown(value)}, reads {shown(actual)}")
     return problems
 
 
@@ -155,24 +159,32 @@ def _find(snapshots: list[dict[str, Any]], wanted: dict[str, str]) -> tuple[dict
         matches = [s for s in snapshots if s["name"] == wanted["name"]]
         if len(matches) > 1:
             ids = ", ".join(s["id"] for s in matches)
-            return None, f"name {wanted['name']!r} is ambiguous (ids {ids}): address the snapshot by id"
+            return None, f"name {shown(wanted['name'])} is ambiguous (ids {ids}): address the snapshot by id"
     if not matches:
         return None, f"expected snapshot {_describe(wanted)}, there is none"
     return matches[0], ""
 
 
-def _image_owner(snapshots: list[dict[str, Any]], image: str | None) -> str:
+def _image_owner(snapshots: list[dict[str, Any]], image: str | None, label: Callable[[dict[str, Any]], str]) -> str:
     if image is None:
         return "nothing (the VM is off)"
-    owners = [_label(s) for s in snapshots if s["memory_image"] == image]
+    owners = [label(s) for s in snapshots if s["memory_image"] == image]
     return f"the image of {', '.join(owners)}" if owners else "an image no snapshot holds (a boot or later run)"
 
 
-def _label(snapshot: dict[str, Any] | None) -> str:
-    if snapshot is None:
-        return "none"
-    return snapshot["name"] if snapshot["name"] == snapshot["id"] else f"{snapshot['name']} (id {snapshot['id']})"
+def _labeller(snapshots: list[dict[str, Any]]) -> Callable[[dict[str, Any] | None], str]:
+    """How a problem names an observed snapshot: as all text output does (``snapshot_labels``)."""
+    names: dict[str, str] = {}
+
+    def label(snapshot: dict[str, Any] | None) -> str:
+        if snapshot is None:
+            return "none"
+        if not names:  # only for a problem: labelling every snapshot of a long scenario's each step would cost
+            names.update(snapshot_labels({s["id"]: (s["id"], s["name"]) for s in snapshots}))
+        return names[snapshot["id"]]
+
+    return label
 
 
 def _describe(wanted: dict[str, str]) -> str:
-    return f"id={wanted['id']}" if "id" in wanted else repr(wanted["name"])
+    return f"id={wanted['id']}" if "id" in wanted else shown(wanted["name"])

@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from .checker.config import CheckConfig
     from .checker.counterexample import counterexample, write_counterexample
     from .checker.replay import FindingReplay, ReplayResult, replay_finding, replay_scenario
-    from .checker.reports import divergence_report, junit_xml, summary_json, summary_text
+    from .checker.reports import divergence_report, junit_xml, summary_json, summary_text, verdict_text
     from .checker.results import CheckResult, Stats
     from .checker.run import run_check
     from .driver import Capabilities, Driver, DriverUnavailable, EnvironmentFailure, Result, capabilities_of
     from .errors import UsageError
     from .findings import Finding, findings
-    from .lockstep import Divergence, Lockstep, LockstepStep
+    from .kit import conformance_test
+    from .lockstep import Divergence, DriverError, Lockstep, LockstepStep
     from .resolve import ResolvedDriver, resolve_driver
-    from .stateful import conformance_test
 
 # name -> the module that is its home; imported when first asked for, so that `snaptree run`
 # and the model commands do not load Hypothesis
@@ -45,6 +45,7 @@ _HOMES = {
     "junit_xml": ".checker.reports",
     "summary_json": ".checker.reports",
     "summary_text": ".checker.reports",
+    "verdict_text": ".checker.reports",
     "CheckResult": ".checker.results",
     "Stats": ".checker.results",
     "run_check": ".checker.run",
@@ -58,19 +59,20 @@ _HOMES = {
     "Finding": ".findings",
     "findings": ".findings",
     "Divergence": ".lockstep",
+    "DriverError": ".lockstep",
     "Lockstep": ".lockstep",
     "LockstepStep": ".lockstep",
     "ResolvedDriver": ".resolve",
     "resolve_driver": ".resolve",
-    "conformance_test": ".stateful",
+    "conformance_test": ".kit",
 }
 
 __all__ = [
-    "Capabilities", "CheckConfig", "CheckResult", "Divergence", "Driver", "DriverUnavailable", "EnvironmentFailure",
-    "Finding", "FindingReplay", "Lockstep", "LockstepStep", "ReplayResult", "ResolvedDriver", "Result", "Stats",
-    "UsageError", "capabilities_of", "conformance_test", "counterexample", "divergence_report", "findings",
-    "junit_xml", "replay_finding", "replay_scenario", "resolve_driver", "run_check", "summary_json", "summary_text",
-    "write_counterexample",
+    "Capabilities", "CheckConfig", "CheckResult", "Divergence", "Driver", "DriverError", "DriverUnavailable",
+    "EnvironmentFailure", "Finding", "FindingReplay", "Lockstep", "LockstepStep", "ReplayResult",
+    "ResolvedDriver", "Result", "Stats", "UsageError", "capabilities_of", "conformance_test",
+    "counterexample", "divergence_report", "findings", "junit_xml", "replay_finding", "replay_scenario",
+    "resolve_driver", "run_check", "summary_json", "summary_text", "verdict_text", "write_counterexample",
 ]
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from snaptree.model import Machine, ModelError, get_profile, ops
 from snaptree.model.analysis.explore import Bounds, Exploration, canonical_key, explore
+from snaptree.model.escape import plural
 
+from . import lifetime
 from .driver import Driver, capabilities_of
 from .lockstep import Divergence, Lockstep
 from .shrink import ShrinkStats, shrink
@@ -76,15 +79,19 @@ def cover_plan(profile: str, depth: int, driver: type[Driver], bounds: Bounds | 
 
 
 def run_cover(driver_class: type[Driver], profile: str, depth: int, blocks: int, options: dict[str, Any],
-              bounds: Bounds | None = None) -> CoverResult:
-    """Run the plan in lockstep; stop at the first divergence and shrink it."""
+              bounds: Bounds | None = None, plan: CoverPlan | None = None,
+              ran: Callable[[CoverResult], None] = lambda result: None) -> CoverResult:
+    """Run the plan (``plan``, or the one for these bounds) in lockstep; stop at the first
+    divergence and shrink it.  ``ran`` is told after each history (progress); a signal's
+    ``Terminated`` carries the result so far (``partial``)."""
     started = time.perf_counter()
     bounds = bounds or Bounds(blocks=blocks)
-    plan = cover_plan(profile, depth, driver_class, bounds)
+    plan = plan or cover_plan(profile, depth, driver_class, bounds)
     result = CoverResult(plan)
     driver = driver_class(profile, **options)
     try:
         for history, path in zip(plan.histories, plan.takes, strict=True):
+            ran(result)
             try:
                 with Lockstep(driver, bounds.blocks) as lockstep:
                     for op, transition in zip(history, path, strict=True):
@@ -95,17 +102,23 @@ def run_cover(driver_class: type[Driver], profile: str, depth: int, blocks: int,
                 result.divergence, result.shrink = shrink(divergence, lambda: Lockstep(driver, bounds.blocks))
                 break
             result.histories_run += 1
+    except lifetime.Terminated as signalled:
+        result.seconds = time.perf_counter() - started
+        signalled.partial = result
+        raise
     finally:
         driver.close()
     result.seconds = time.perf_counter() - started
+    ran(result)
     return result
 
 
 def report_text(result: CoverResult) -> str:
     p = result.plan
-    return (f"plan cover: {len(result.covered):,} of {p.transitions:,} transitions at depth {p.exploration.depth} "
-            f"({p.exploration.states:,} states, {len(p.histories):,} histories, {sum(map(len, p.histories)):,} steps); "
-            f"ran {result.histories_run:,} histories, {result.steps:,} steps in {result.seconds:.1f} s")
+    return (f"plan cover: {len(result.covered):,} of {plural(p.transitions, 'transition')} at depth {p.exploration.depth} "
+            f"({plural(p.exploration.states, 'state')}, {plural(len(p.histories), 'history', 'histories')}, "
+            f"{plural(sum(map(len, p.histories)), 'step')}); ran {plural(result.histories_run, 'history', 'histories')}, "
+            f"{plural(result.steps, 'step')} in {result.seconds:.1f} s")
 
 
 @dataclass
@@ -122,9 +135,9 @@ class RandomCoverage:
 
     def text(self) -> str:
         b = self.bounds
-        return (f"the bounded graph (depth {self.depth}, names {','.join(b.names)}, {b.blocks} blocks, values "
-                f"{','.join(b.values)}): random histories took {self.taken:,} of its {self.transitions:,} "
-                f"transitions ({self.share:.0%}); `--plan cover` takes them all")
+        return (f"the bounded graph (depth {self.depth}, names {','.join(b.names)}, {plural(b.blocks, 'block')}, values "
+                f"{','.join(b.values)}): random histories took {self.taken:,} of its "
+                f"{plural(self.transitions, 'transition')} ({self.share:.0%}); `--plan cover` takes them all")
 
 
 def random_coverage(profile: str, driver: type[Driver], histories: list[list[ops.Operation]], depth: int = 3,

@@ -3,13 +3,18 @@
 Systems name things their own way: VirtualBox gives UUIDs, libvirt names an unnamed snapshot
 after the clock, a real guest's memory is a counter value, not a token.  A ``Correspondence``
 learns, as the history goes on, which driver id, name and memory image stand for which of the
-model's, and the comparison speaks in the model's terms.
+model's; the comparison is made in the model's terms, and a difference names each snapshot
+the one way all text output does (``escape.snapshot_labels``), by the system's names and ids:
+the name the system lists (which is the one asked for, unless the system chose it), ``#id``
+where names repeat, ``""`` for the empty name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from snaptree.model.escape import shown, snapshot_labels
 
 
 @dataclass
@@ -22,8 +27,23 @@ class Difference:
         return f"{self.what}: model {_show(self.model)}, driver {_show(self.driver)}"
 
 
+class Label(str):
+    """A snapshot's label, already in the form text output shows (not quoted again)."""
+
+
 def _show(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) or value == "" else f"'{value}'"
+    """A compared value in words: no Python reprs (``none``, ``yes``, ``""``, ``[A, B]``)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Label):
+        return str(value)
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
 
 
 @dataclass
@@ -32,6 +52,7 @@ class Correspondence:
     names: dict[str, str] = field(default_factory=dict)  # model name -> driver name (auto-named snapshots)
     images: dict[str, str] = field(default_factory=dict)  # model memory image -> driver's
     images_back: dict[str, str] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)  # model id -> the name the system chose for it
 
     def created(self, model_id: str, model_name: str, driver_id: str | None, driver_name: str | None,
                 auto_named: bool) -> None:
@@ -41,11 +62,17 @@ class Correspondence:
             self.ids[model_id] = driver_id
         if auto_named and driver_name is not None and driver_name != model_name:
             self.names[model_name] = driver_name
+            self.chosen[model_id] = driver_name
 
     def driver_id(self, model_id: str) -> str:
         return self.ids.get(model_id, model_id)
 
-    def driver_name(self, model_name: str) -> str:
+    def driver_name(self, model_name: str, model_id: str | None = None) -> str:
+        """The name the driver knows a snapshot by: for ``model_id``, the name the system chose
+        for that snapshot if it chose one; without it, the name it chose last for a snapshot the
+        model calls ``model_name`` (unnamed snapshots can share the model's name: ESX's "")."""
+        if model_id is not None:
+            return self.chosen.get(model_id, model_name)
         return self.names.get(model_name, model_name)
 
     def same_image(self, model_image: str | None, driver_image: str | None) -> bool:
@@ -76,49 +103,50 @@ def state_differences(model: dict[str, Any], driver: dict[str, Any], observes: f
     model_snaps = {s["id"]: s for s in model["snapshots"]}
     to_model = {driver_id: model_id for model_id, driver_id in match.ids.items()}
     driver_snaps = {to_model.get(s["id"], s["id"]): s for s in driver["snapshots"]}
+    label = _labels(model_snaps, driver_snaps, match)
     for missing in model_snaps.keys() - driver_snaps.keys():
-        diffs.append(Difference(f"snapshot {_label(model_snaps[missing])}", "exists", "absent"))
+        diffs.append(Difference(f"snapshot {label[missing]}", "exists", "absent"))
     for extra in driver_snaps.keys() - model_snaps.keys():
-        diffs.append(Difference(f"snapshot {_label(driver_snaps[extra])}", "absent", "exists"))
+        diffs.append(Difference(f"snapshot {label[extra]}", "absent", "exists"))
 
     def translate(driver_id: str | None) -> str | None:
         return None if driver_id is None else to_model.get(driver_id, driver_id)
 
     if "current" in observes and model["current"] != translate(driver["current"]):
-        diffs.append(Difference("current snapshot", _name(model_snaps, model["current"]),
-                                _name(driver_snaps, translate(driver["current"]))))
+        diffs.append(Difference("current snapshot", _name(label, model["current"]),
+                                _name(label, translate(driver["current"]))))
     ordered = sibling_order and "order" in observes and "tree" in observes
 
-    def in_order(ids: list[str], snaps: dict[str, dict[str, Any]]) -> list[str | None]:
-        return [_name(snaps, i) for i in ids]
+    def in_order(ids: list[str]) -> list[str | None]:
+        return [_name(label, i) for i in ids]
 
     if ordered and model["roots"] != [translate(i) for i in driver["roots"]]:
-        diffs.append(Difference("order of the root snapshots", in_order(model["roots"], model_snaps),
-                                in_order([translate(i) or "" for i in driver["roots"]], driver_snaps)))
+        diffs.append(Difference("order of the root snapshots", in_order(model["roots"]),
+                                in_order([translate(i) or "" for i in driver["roots"]])))
     if "ram" in observes and not match.same_image(model.get("ram"), driver.get("ram")):
         diffs.append(Difference("memory image the RAM came from", model.get("ram"), driver.get("ram")))
     for sid in sorted(model_snaps.keys() & driver_snaps.keys(), key=lambda i: list(model_snaps).index(i)):
         ms, ds = model_snaps[sid], driver_snaps[sid]
-        label = f"snapshot {_label(ms)}"
-        if "names" in observes and match.driver_name(ms["name"]) != ds["name"]:
-            diffs.append(Difference(f"{label}: name", ms["name"], ds["name"]))
+        what = f"snapshot {label[sid]}"
+        if "names" in observes and match.driver_name(ms["name"], sid) != ds["name"]:  # the model's side as compared
+            diffs.append(Difference(f"{what}: name", match.driver_name(ms["name"], sid), ds["name"]))
         if "tree" in observes and ms["parent"] != translate(ds["parent"]):
-            diffs.append(Difference(f"{label}: parent", _name(model_snaps, ms["parent"]),
-                                    _name(driver_snaps, translate(ds["parent"]))))
+            diffs.append(Difference(f"{what}: parent", _name(label, ms["parent"]),
+                                    _name(label, translate(ds["parent"]))))
         if ordered and ms["children"] != [translate(i) for i in ds["children"]]:
-            diffs.append(Difference(f"{label}: order of its children", in_order(ms["children"], model_snaps),
-                                    in_order([translate(i) or "" for i in ds["children"]], driver_snaps)))
+            diffs.append(Difference(f"{what}: order of its children", in_order(ms["children"]),
+                                    in_order([translate(i) or "" for i in ds["children"]])))
         if "state" in observes and ms["state"] != ds["state"]:
-            diffs.append(Difference(f"{label}: recorded state", ms["state"], ds["state"]))
+            diffs.append(Difference(f"{what}: recorded state", ms["state"], ds["state"]))
         if "memory" in observes and ms["memory"] != ds["memory"]:
-            diffs.append(Difference(f"{label}: has memory", ms["memory"], ds["memory"]))
+            diffs.append(Difference(f"{what}: has memory", ms["memory"], ds["memory"]))
         if ("ram" in observes and ms["memory"] and ds["memory"]
                 and not match.same_image(ms["memory_image"], ds["memory_image"])):
-            diffs.append(Difference(f"{label}: memory image", ms["memory_image"], ds["memory_image"]))
+            diffs.append(Difference(f"{what}: memory image", ms["memory_image"], ds["memory_image"]))
         if "description" in observes and ms["description"] != ds["description"]:
-            diffs.append(Difference(f"{label}: description", ms["description"], ds["description"]))
+            diffs.append(Difference(f"{what}: description", ms["description"], ds["description"]))
         if "views" in observes:
-            diffs.extend(_views(f"view of {_label(ms)}", model["views"]["snapshots"][sid],
+            diffs.extend(_views(f"view of {label[sid]}", model["views"]["snapshots"][sid],
                                 driver["views"]["snapshots"][ds["id"]]))
     if "views" in observes:
         diffs.extend(_views("view of the current state", model["views"]["current"], driver["views"]["current"]))
@@ -131,9 +159,15 @@ def _views(label: str, model: dict[str, str], driver: dict[str, str]) -> list[Di
             for b in blocks if model.get(b, "") != driver.get(b, "")]
 
 
-def _label(snapshot: dict[str, Any]) -> str:
-    return snapshot["name"] if snapshot["name"] == snapshot["id"] else f"{snapshot['name']} (id {snapshot['id']})"
+def _labels(model_snaps: dict[str, dict[str, Any]], driver_snaps: dict[str, dict[str, Any]],
+            match: Correspondence) -> dict[str, Label]:
+    """Every snapshot either side lists, by model id, labelled in the system's names and ids:
+    one label for one snapshot on both sides of a difference."""
+    named = {key: (match.driver_id(key), match.driver_name(s["name"], key)) for key, s in model_snaps.items()}
+    named.update({key: (s["id"], s["name"]) for key, s in driver_snaps.items() if key not in named})
+    return {key: Label(text) for key, text in snapshot_labels(named).items()}
 
 
-def _name(snapshots: dict[str, dict[str, Any]], sid: str | None) -> str | None:
-    return None if sid is None else _label(snapshots[sid]) if sid in snapshots else sid
+def _name(labels: dict[str, Label], sid: str | None) -> str | None:
+    """A snapshot reference as a difference shows it (an id neither side lists stays an id)."""
+    return None if sid is None else labels.get(sid, sid)

@@ -3,18 +3,21 @@ then compare everything the driver observes.  The first difference is a ``Diverg
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from snaptree.model import Machine, get_profile, observe, ops
+from snaptree.model import Machine, ModelError, get_profile, observe, ops
+from snaptree.model.profiles.base import Profile
 from snaptree.model.step import Outcome
 from snaptree.model.step import step as model_step
 
 from . import lifetime
 from .differences import Correspondence, Difference, outcome_difference, state_differences
-from .driver import Driver, Result
+from .driver import Driver, DriverUnavailable, Result
+from .driver_checks import observation_problem, own_frame
 
 
 @dataclass
@@ -23,6 +26,7 @@ class LockstepStep:
     model: Outcome
     driver: Result
     model_state: dict[str, Any]
+    sent: ops.Operation | None = None  # as the driver got it, in its names and ids (None: as ``op``)
 
 
 class Divergence(AssertionError):
@@ -39,6 +43,34 @@ class Divergence(AssertionError):
         return (type(self), (self.history, self.differences, self.driver_state))
 
 
+class DriverError(Divergence):
+    """The driver raised, or observed in a shape its declarations do not allow: its own bug,
+    reported like a divergence (the history up to it, a scenario that replays it), never a
+    crash of snaptree.  ``phase`` is setup, apply, observe or teardown."""
+
+    def __init__(self, history: Sequence[LockstepStep], phase: str, error: str, frame: str):
+        self.phase, self.error, self.frame = phase, error, frame
+        what = f"driver error in {phase}: {error.split(':', 1)[0]}"  # the kind the shrinker keeps
+        self.history = list(history)
+        self.differences = [Difference(what, "no error", error)]
+        self.driver_state = None
+        where = f"after step {len(self.history)}" if self.history else "before the first step"
+        AssertionError.__init__(self, f"{where}: the driver's {phase} failed: {error} ({frame})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.history, self.phase, self.error, self.frame))
+
+    def summary(self) -> str:
+        step = f"at step {len(self.history)}" if self.history else "before the first step"
+        return f"{self.error} in {self.phase} {step} ({self.frame})"
+
+
+def named_by_the_system(op: ops.Operation, profile: Profile) -> bool:
+    """A create whose name the system chooses (libvirt's epoch second, HMP's date): no name, or
+    an empty one where the profile takes it for none."""
+    return isinstance(op, ops.CreateSnapshot) and (op.name is None or (op.name == "" and profile.empty_name_is_unnamed))
+
+
 class Lockstep:
     """One history: a fresh model machine and a freshly set-up driver."""
 
@@ -50,18 +82,45 @@ class Lockstep:
         self.history: list[LockstepStep] = []
 
     def __enter__(self) -> Lockstep:
-        self.driver.setup(self.blocks)
+        with self.driver_code("setup"):
+            self.driver.setup(self.blocks)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.driver.teardown()
+        if exc[0] is not None:  # the first failure is the verdict; a teardown failing after it adds nothing
+            with contextlib.suppress(Exception):
+                self.driver.teardown()
+            return
+        with self.driver_code("teardown"):
+            self.driver.teardown()
+
+    @contextlib.contextmanager
+    def driver_code(self, phase: str) -> Iterator[None]:
+        """Run the driver's own code: what it raises (an Exception; a set-up failure of the
+        machine or a missing component is the driver's DriverUnavailable or EnvironmentFailure,
+        and a signal is the signal) becomes a DriverError with the driver's own frame."""
+        try:
+            yield
+        except (DriverUnavailable, DriverError):
+            raise
+        except Exception as error:
+            lifetime.raise_if_terminating()  # a signal in disguise (a SystemError from a C callback)
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            raise DriverError(self.history, phase, message, own_frame(error, self.driver)) from error
 
     def to_driver(self, op: ops.Operation) -> ops.Operation:
-        """The same operation in the driver's names and ids."""
+        """The same operation in the driver's names and ids, asked before the model takes the
+        step.  A name the system chose for an unnamed snapshot is that snapshot's: where several
+        share the model's name (ESX's ""), the one the model's lookup finds."""
         if isinstance(op, (ops.Revert, ops.Delete)):
-            return dataclasses.replace(
-                op, ref=None if op.ref is None else self.match.driver_name(op.ref),
-                id=None if op.id is None else self.match.driver_id(op.id))
+            ref = op.ref
+            if ref is not None and ref in self.match.names:
+                try:
+                    found = self.model.profile.lookup_ref(self.model, ref, op.tag)
+                except ModelError:  # the model refuses the lookup itself (VirtualBox with no snapshot)
+                    found = None
+                ref = self.match.driver_name(ref, None if found is None else found.id)
+            return dataclasses.replace(op, ref=ref, id=None if op.id is None else self.match.driver_id(op.id))
         return op
 
     def step(self, op: ops.Operation) -> LockstepStep:
@@ -74,10 +133,20 @@ class Lockstep:
             raise
 
     def _step(self, op: ops.Operation) -> LockstepStep:
+        sent = self.to_driver(op)  # in the tree the step starts from
         model_outcome = model_step(self.model, op)
-        result = self.driver.apply(self.to_driver(op))
         state = observe(self.model)
-        step = LockstepStep(op, model_outcome, result, state)
+        try:
+            with self.driver_code("apply"):
+                result = self.driver.apply(sent)
+        except DriverError as error:  # the step is part of the history it ends
+            self.history.append(LockstepStep(op, model_outcome, Result.error("driver-error", error.error), state))
+            raise DriverError(self.history, error.phase, error.error, error.frame) from error.__cause__
+        if not isinstance(result, Result):
+            wrong = f"apply() returned {type(result).__name__}, not a snaptree Result"
+            self.history.append(LockstepStep(op, model_outcome, Result.error("driver-error", wrong), state))
+            raise DriverError(self.history, "apply", wrong, "apply()")
+        step = LockstepStep(op, model_outcome, result, state, sent)
         self.history.append(step)
         difference = outcome_difference(model_outcome.ok, model_outcome.kind, result.ok, result.kind)
         new_id, new_name = model_outcome.created_id, model_outcome.created_name
@@ -85,8 +154,7 @@ class Lockstep:
             # an unnamed snapshot's name (libvirt's epoch second, HMP's date) is the system's clock,
             # which the model cannot know: its name and id are matched up, not compared.  Every
             # other snapshot must be listed under the name the profile's rules make of the one asked for.
-            auto_named = isinstance(op, ops.CreateSnapshot) and (
-                op.name is None or (op.name == "" and self.model.profile.empty_name_is_unnamed))
+            auto_named = named_by_the_system(op, self.model.profile)
             if ("ids" in self.driver.observes and not auto_named and result.created_id is not None
                     and result.created_id != new_id):
                 difference = Difference("the new snapshot's id", new_id, result.created_id)
@@ -96,9 +164,15 @@ class Lockstep:
             self.match.created(new_id, new_name, result.created_id, result.created_name, auto_named)
         if difference is not None:
             raise Divergence(self.history, [difference], None)
-        driver_state = self.driver.observe()
-        differences = state_differences(state, driver_state, self.driver.observes, self.match,
-                                     self.model.profile.sibling_order)
+        with self.driver_code("observe"):
+            driver_state = self.driver.observe()
+        observes = self.driver.observes
+        ordered = self.model.profile.sibling_order and {"order", "tree"} <= observes
+        problem = observation_problem(driver_state, observes, ordered)
+        if problem:
+            raise DriverError(self.history, "observe", f"wrong shape: {problem}", "observe()")
+        differences = state_differences(state, driver_state, observes, self.match,
+                                        self.model.profile.sibling_order)
         if differences:
             raise Divergence(self.history, differences, driver_state)
         return step

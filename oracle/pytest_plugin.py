@@ -124,7 +124,10 @@ class ShardItem(pytest.Item):
         self.plan, self.shard = plan, shard
 
     def runtest(self) -> None:
+        from snaptree.model.escape import plural
+
         from . import DriverUnavailable, EnvironmentFailure, UsageError, divergence_report, resolve_driver, run_check
+        from .checker.reports import verdict_text
         from .shards import shard_seed
 
         plan, k, n = self.plan, self.shard, self.plan.total
@@ -134,14 +137,12 @@ class ShardItem(pytest.Item):
             result = run_check(plan.config(k), resolved, progress=None)
         except (UsageError, DriverUnavailable, EnvironmentFailure) as error:
             pytest.fail(f"snaptree: {error}", pytrace=False)  # a missing component fails, as in the project's tests
-        cls, profile = resolved.cls, resolved.profile
+        cls = resolved.cls
         s = result.stats
         self.user_properties += [("examples", s.examples), ("steps", s.steps), ("seed", str(seed)),
                                  ("steps_per_second", round(s.steps / max(s.seconds, 1e-9)))]
         if result.divergence is not None:
-            lines = [f"DIVERGES: driver {cls.name} and profile {profile} part ways in shard {k}/{n} "
-                     f"(seed {seed}, {s.examples} examples)"
-                     + (" (flaky: the driver did not fail the same way twice)" if result.flaky else ""),
+            lines = [verdict_text(result, f" in shard {k}/{n} (seed {seed}, {plural(s.examples, 'example')})"),
                      divergence_report(result.divergence, cls.name)]
             if result.scenario_path is not None:
                 lines += [f"scenario: {result.scenario_path}",

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from snaptree.model import notation, ops
-from snaptree.model.escape import printable
+from snaptree.model.escape import plural, printable
 from snaptree.model.run import Run, StepResult
 
 PASS, FAIL = "✓", "✗"
@@ -55,9 +55,14 @@ def run_text(run: Run, file: str, verbose_tree: bool = True) -> str:
             out.append(f"       {mark} expect (line {expect.line})" + ("" if not problems else ": " + _problems(problems)))
     verdict = "PASS" if run.passed else "FAIL"
     failed = sum(1 for r in run.steps for _, p in r.failures if p)
-    out.append(f"{verdict} {printable(file)} under {run.profile}: {run.expectations - failed} of {run.expectations} "
-               "expectations hold")
+    held = expectations_hold(run.expectations - failed, run.expectations)
+    out.append(f"{verdict} {printable(file)} under {run.profile}: {held}")
     return "\n".join(out)
+
+
+def expectations_hold(held: int, total: int) -> str:
+    """``1 of 1 expectation holds``, ``2 of 3 expectations hold``: the verb agrees with ``held``."""
+    return f"{held:,} of {plural(total, 'expectation')} hold{'s' if held == 1 else ''}"
 
 
 def _problems(problems: list[str]) -> str:
@@ -65,11 +70,11 @@ def _problems(problems: list[str]) -> str:
 
 
 def views_text(state: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """What each point in time reads, a line each; ``names``: the snapshots' labels by id."""
     lines = []
     for key, view in [("current", state["views"]["current"])] + list(state["views"]["snapshots"].items()):
         label = "current" if key == "current" else printable(names.get(key, key))
-        cells = printable(" ".join(f"{block}={value}" for block, value in view.items())) or "(empty)"
-        lines.append(f"{label:>12}: {cells}")
+        lines.append(f"{label:>12}: {notation.view_text(view)}")
     return lines
 
 
@@ -96,10 +101,8 @@ def compare_text(runs: list[Run], file: str) -> str:
         if state is None:
             continue
         out.extend("   " + line for line in notation.text(run.machine).splitlines())
-        by_id = {s["id"]: s["name"] for s in state["snapshots"]}
-        current = by_id.get(state["current"], "none") if run.machine.profile.tree else "(not recorded)"
-        out.append(f"   power {state['power']}, current snapshot {printable(current)}")
-        out.extend("   " + line for line in views_text(state, by_id))
+        out.append("   " + notation.power_and_current(run.machine))
+        out.extend("   " + line for line in views_text(state, notation.labels(run.machine)))
         for r in run.steps:
             for expect, problems in r.failures:
                 if problems:

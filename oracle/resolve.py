@@ -11,7 +11,8 @@ from typing import Any
 from snaptree.model.escape import printable
 from snaptree.model.profiles import PROFILES, follows, installed_text, profile_for, versions_text
 
-from .driver import Driver, DriverUnavailable
+from .driver import OBSERVATIONS, Driver, DriverUnavailable
+from .driver_checks import unknown_observations
 from .drivers import load
 from .errors import UsageError
 
@@ -46,6 +47,10 @@ def resolve_driver(driver: str | type[Driver], profile: str | None = None,
     unset = [attr for attr in ("name", "profiles") if not getattr(cls, attr, None)]
     if unset:
         raise UsageError(f"driver '{spec}' does not set {' or '.join(unset)}")
+    unknown = unknown_observations(frozenset(cls.observes))
+    if unknown:
+        raise UsageError(f"driver '{spec}' observes {', '.join(unknown)}, which snaptree does not know "
+                         f"(known: {', '.join(sorted(OBSERVATIONS))})")
     if options.get("uri") and not cls.takes_uri:
         raise UsageError(f"driver '{cls.name}' takes no --uri (only libvirt does)")
     if profile is not None and profile not in PROFILES:

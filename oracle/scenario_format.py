@@ -8,6 +8,7 @@ Writing: a scenario, and the <expect> that pins down what the model observed, ba
 from __future__ import annotations
 
 import importlib.resources
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,9 @@ def read(path: str) -> bytes:
     candidate = Path(path)
     shipped = library().joinpath(*Path(path).parts) if not candidate.is_absolute() and ".." not in candidate.parts \
         else None
-    if not candidate.exists() and shipped is not None and shipped.is_file():  # e.g. findings/NAME.xml
-        return shipped.read_bytes()
-    try:
+    try:  # exists() too raises for some paths (a name over 255 bytes)
+        if not candidate.exists() and shipped is not None and shipped.is_file():  # e.g. findings/NAME.xml
+            return shipped.read_bytes()
         with candidate.open("rb") as file:
             return file.read(MAX_BYTES + 1)
     except OSError as error:
@@ -91,7 +92,8 @@ def parse(data: bytes) -> Scenario:
     if not validator.validate(tree):
         first = validator.error_log[0]
         from_element(tree)  # names the problem more exactly where it can
-        raise ScenarioError(f"line {first.line}: does not match scenario.rng: {first.message}")
+        line, problem = schema_problem(tree) or (first.line, first.message)  # libxml2's names no value
+        raise ScenarioError(f"line {line}: does not match scenario.rng: {problem}")
     return from_element(tree)
 
 
@@ -120,6 +122,11 @@ def from_element(root: etree._Element) -> Scenario:
         else:
             scenario.steps.append(ScenarioStep(_operation(element), _line(element),
                                                profiles=_profiles(element)))
+    for step in scenario.steps:  # a typo, unless the step is there to show the refusal
+        if isinstance(step.op, ops.Write) and step.op.block >= scenario.blocks and \
+                not any(expect.error == "invalid-argument" for expect in step.expects):
+            raise ScenarioError(f"line {step.line}: {_outside(step.op.block, scenario.blocks)}: the write is refused; "
+                                'follow it with <expect error="invalid-argument"/> if that is what it shows')
     return scenario
 
 
@@ -161,12 +168,16 @@ def _expect(e: etree._Element, blocks: int) -> Expect:
                 if isinstance(cell.tag, str):
                     n = _int(cell, "n")
                     if not 0 <= n < blocks:
-                        raise ScenarioError(f"line {cell.sourceline}: block {n} is outside the disk (0..{blocks - 1})")
+                        raise ScenarioError(f"line {cell.sourceline}: {_outside(n, blocks)}")
                     cells[n] = cell.get("value", "")
             expect.views.append((attrs, cells))
         else:
             raise ScenarioError(f"line {child.sourceline}: unknown element <{child.tag}> in <expect>")
     return expect
+
+
+def _outside(block: int, blocks: int) -> str:
+    return f"block {block} is outside the disk (0..{blocks - 1})"
 
 
 def _line(e: etree._Element) -> int:
@@ -198,6 +209,84 @@ def _yes(e: etree._Element, attr: str) -> bool:
     if raw not in ("yes", "no"):
         raise ScenarioError(f"line {e.sourceline}: {attr}='{raw}' must be yes or no")
     return raw == "yes"
+
+
+# -- what the schema allows, for messages that name it -------------------------------------
+
+RNG = "{http://relaxng.org/ns/structure/1.0}"
+# the schema's datatypes: what a value must look like (XML Schema collapses the spaces around it)
+DATATYPES = {"positiveInteger": (r"\+?0*[1-9][0-9]*", "a whole number from 1"),
+             "nonNegativeInteger": (r"\+?[0-9]+", "a whole number from 0"),
+             "NCName": (r"[^\W\d][\w.-]*", "a name without spaces or colons")}
+Allowed = tuple[str, ...] | str | None  # the values, a datatype, or any text
+Rule = dict[str, tuple[bool, Allowed]]  # per attribute: (required, allowed)
+
+
+@cache
+def attribute_rules() -> dict[tuple[str, str], Rule]:
+    """Per element, by (its parent's tag, its tag) as the schema places it: its attributes,
+    whether each is required, and what it allows; read from scenario.rng itself."""
+    grammar = etree.fromstring(library().joinpath("scenario.rng").read_bytes(), safe_parser())
+    defines = {d.get("name"): d for d in grammar.iter(RNG + "define")}
+    rules: dict[tuple[str, str], Rule] = {}
+
+    def allowed(node: etree._Element) -> Allowed:
+        values = [v.text or "" for v in _within(node, defines, "value")]
+        types = [d.get("type", "") for d in _within(node, defines, "data")]
+        return tuple(values) if values else types[0] if types else None
+
+    def walk(node: etree._Element, parent: str, rule: Rule, optional: bool) -> None:
+        for child in node:
+            kind = child.tag.removeprefix(RNG) if isinstance(child.tag, str) else ""
+            if kind == "element":
+                walk(child, child.get("name", ""), rules.setdefault((parent, child.get("name", "")), {}), False)
+            elif kind == "attribute":
+                rule[child.get("name", "")] = (not optional, allowed(child))
+            elif kind == "ref":
+                walk(defines[child.get("name")], parent, rule, optional)
+            elif kind in ("optional", "zeroOrMore", "choice", "group", "oneOrMore", "interleave", "start"):
+                walk(child, parent, rule, optional or kind in ("optional", "zeroOrMore", "choice"))
+
+    walk(grammar, "", {}, False)
+    return rules
+
+
+def _within(node: etree._Element, defines: dict[Any, etree._Element], kind: str) -> list[etree._Element]:
+    """The <value>s or <data>s under ``node``, through its refs."""
+    found = []
+    for child in node:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag == RNG + kind:
+            found.append(child)
+        else:
+            found += _within(defines[child.get("name")] if child.tag == RNG + "ref" else child, defines, kind)
+    return found
+
+
+def schema_problem(root: etree._Element) -> tuple[int, str] | None:
+    """The first attribute the schema refuses, with the value it has and what it may have
+    (libxml2 says only "Invalid attribute power for element expect"); None when none is."""
+    rules = attribute_rules()
+    for e in root.iter():
+        parent = e.getparent()
+        rule = rules.get(("" if parent is None else str(parent.tag), str(e.tag)))
+        if rule is None:  # a comment, or an element out of place: libxml2's message names it
+            continue
+        where = f"<{e.tag}>"
+        attributes = {str(key): str(value) for key, value in e.attrib.items()}
+        for name, raw in attributes.items():
+            if name not in rule:
+                return _line(e), f"{where} has no attribute {name}= (it takes: {', '.join(rule) or 'none'})"
+            allowed = rule[name][1]
+            if isinstance(allowed, tuple) and " ".join(raw.split()) not in allowed:
+                return _line(e), f"{where} {name}='{raw}' is not one of: {', '.join(allowed)}"
+            if isinstance(allowed, str) and allowed in DATATYPES and not re.fullmatch(DATATYPES[allowed][0], raw.strip()):
+                return _line(e), f"{where} {name}='{raw}' must be {DATATYPES[allowed][1]}"
+        missing = [name for name, (required, _) in rule.items() if required and name not in attributes]
+        if missing:
+            return _line(e), f"{where} needs {missing[0]}="
+    return None
 
 
 # -- writing -------------------------------------------------------------------------------

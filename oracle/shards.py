@@ -9,12 +9,14 @@ import copy
 import hashlib
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from .checker.results import CheckResult, Stats
 from .cover import random_coverage
 from .driver import Driver
+from .errors import hide_secrets
 from .findings import Finding, Guard
 from .situations import Situation, Tally
 
@@ -70,14 +72,37 @@ def open_database(database: str | None) -> ExampleDatabase | None:
 
 
 def _redis_client(url: str) -> Any:
+    shown = f"--database {hide_secrets(url)}"  # its password is never printed
+    problem = redis_url_problem(url)
+    if problem:
+        raise ShardError(f"{shown}: {problem}")
     try:
         import redis
     except ImportError:
-        raise ShardError(f"--database {url}: the redis package is not installed (pip install 'snaptree[redis]')") from None
+        raise ShardError(f"{shown}: the redis package is not installed (pip install 'snaptree[redis]')") from None
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
     except ValueError as error:
-        raise ShardError(f"--database {url}: {error}") from None
+        raise ShardError(f"{shown}: {hide_secrets(str(error))}") from None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What redis-py would replace without a word: a port of 0 (by 6379) and a DB that is not a
+    whole number (by 0), in the path or as ?db=."""
+    parts = urlparse(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
+    given = parse_qs(parts.query).get("db", [])
+    if parts.scheme in ("redis", "rediss") and parts.path.strip("/"):
+        given.append(parts.path.strip("/"))
+    for db in given:
+        if not re.fullmatch("[0-9]+", db):
+            return f"the DB '{db}' is not a whole number (redis://HOST:PORT/DB)"
+    return None
 
 
 def check_redis(url: str) -> None:
@@ -91,7 +116,7 @@ def check_redis(url: str) -> None:
         client.set("snaptree:check-database", b"1", ex=60)
     except redis.RedisError as error:
         text = " ".join(str(error).split()) or type(error).__name__
-        raise ShardError(f"--database {url}: the Redis server cannot be used: {text}") from None
+        raise ShardError(f"--database {hide_secrets(url)}: the Redis server cannot be used: {hide_secrets(text)}") from None
     finally:
         client.close()
 

@@ -11,7 +11,6 @@ result is 1-minimal: no single step can be removed without losing the divergence
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,9 +18,14 @@ from dataclasses import dataclass
 from snaptree.model import ops
 
 from .findings import Guard
-from .lockstep import Divergence, Lockstep
+from .lockstep import Divergence, Lockstep, named_by_the_system
 
 Step = tuple[int, ops.Operation]  # (its position in the history first found, the operation)
+
+
+# what a difference about one snapshot names after "snapshot NAME: " (oracle/differences.py)
+SNAPSHOT_ASPECTS = ("name", "parent", "order of its children", "recorded state", "has memory", "memory image",
+                    "description")
 
 
 def kind_of(divergence: Divergence) -> str:
@@ -29,9 +33,9 @@ def kind_of(divergence: Divergence) -> str:
     what = divergence.differences[0].what
     if what.startswith("view of"):
         return "view"
-    if what.startswith("snapshot ") and ": " in what:
-        return what.rsplit(": ", 1)[1]
-    return re.sub(r"^snapshot .*", "snapshot listed", what)
+    if what.startswith("snapshot "):  # a name may hold ": " itself: only a known aspect counts
+        return next((aspect for aspect in SNAPSHOT_ASPECTS if what.endswith(f": {aspect}")), "snapshot listed")
+    return what
 
 
 @dataclass
@@ -63,10 +67,11 @@ class Shrinker:
         self.links: dict[int, int] = {}
         auto_named: dict[str, int] = {}
         made: dict[str, int] = {}
+        profile = new_lockstep().model.profile  # a lockstep is cheap until entered
         for i, s in enumerate(divergence.history):
             if isinstance(s.op, ops.CreateSnapshot) and s.model.created_id is not None:
                 made[s.model.created_id] = i
-                if s.op.name is None and s.model.created_name is not None:
+                if named_by_the_system(s.op, profile) and s.model.created_name is not None:
                     auto_named[s.model.created_name] = i
             elif isinstance(s.op, (ops.Revert, ops.Delete)):
                 if s.op.id is not None and s.op.id in made:
@@ -76,8 +81,8 @@ class Shrinker:
 
     def replay(self, steps: list[Step]) -> Divergence | None:
         created: dict[int, tuple[str, str]] = {}  # the create's key -> the name and id it made this time
-        with self.new_lockstep() as lockstep:
-            try:
+        try:  # around the lockstep too: a driver's setup or teardown may fail (a DriverError)
+            with self.new_lockstep() as lockstep:
                 for key, op in steps:
                     link = self.links.get(key)
                     if link in created and isinstance(op, (ops.Revert, ops.Delete)):
@@ -88,8 +93,8 @@ class Shrinker:
                     step = lockstep.step(op)
                     if step.model.created_name is not None and step.model.created_id is not None:
                         created[key] = (step.model.created_name, step.model.created_id)
-            except Divergence as divergence:
-                return divergence
+        except Divergence as divergence:
+            return divergence
         return None
 
     def attempt(self, candidate: list[Step], started: float) -> bool:

@@ -1,12 +1,5 @@
-"""A Hypothesis state machine that drives the model and a driver in lockstep.
-
-It is also the kit for driver authors (in the spirit of zarr-python's
-``zarr/testing/stateful.py``): a few lines in your own pytest suite check your adapter::
-
-    from snaptree.oracle.stateful import conformance_test
-    from mypackage.snapdriver import MyDriver
-
-    TestMyDriver = conformance_test(MyDriver, profile="libvirt-test", max_examples=50)
+"""A Hypothesis state machine that drives the model and a driver in lockstep (the kit for
+driver authors, ``snaptree.oracle.conformance_test``, runs it through ``run_check``).
 
 Operations come from the profile's vocabulary and the driver's declared abilities
 (``snaptree.oracle.generate``): histories grow a tree and work on it, with a small share of
@@ -16,12 +9,10 @@ spaces, quotes, unicode and over 255 bytes.
 
 from __future__ import annotations
 
-import unittest
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
@@ -98,15 +89,3 @@ def conformance_machine(make_driver: Callable[[], Driver], blocks: int = 8,
     attrs: dict[str, Any] = {"make_driver": staticmethod(make_driver), "blocks": blocks, "listener": listener,
                              "_driver": None, "guards": guards, "excluded": excluded}
     return type(f"Conformance_{label or 'driver'}", (SnapshotConformance,), attrs)
-
-
-def conformance_test(driver: type[Driver], profile: str | None = None, blocks: int = 8, max_examples: int = 50,
-                     steps: int = 20, **options: Any) -> type[unittest.TestCase]:
-    """A TestCase (pytest collects it) that checks ``driver`` against ``profile``."""
-    machine = conformance_machine(lambda: driver(profile, **options), blocks, label=driver.__name__)
-    machine.TestCase.settings = settings(
-        max_examples=max_examples, stateful_step_count=steps, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    test_case: type[unittest.TestCase] = machine.TestCase
-    return test_case

@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from snaptree.model.escape import printable
+from snaptree.model.escape import plural, printable
 
 from . import lifetime
 from .checker.config import CheckConfig
 from .checker.results import CheckResult
 from .driver import DriverUnavailable, EnvironmentFailure
-from .errors import UsageError
+from .errors import UsageError, hide_secrets
 
 STOP_TIMEOUT = 60  # seconds a worker has to clean up after the run's signal, then SIGKILL
 
@@ -68,12 +68,19 @@ def run_shards(config: CheckConfig, shards: int, workers: int, progress: IO[str]
                 results[worker.shard] = _collect(worker, shards)
                 if progress is not None:
                     r = results[worker.shard]
-                    progress.write(f"shard {worker.shard}/{shards}: {r.stats.examples} examples, {r.stats.steps} steps "
+                    progress.write(f"shard {worker.shard}/{shards}: {plural(r.stats.examples, 'example')}, "
+                                   f"{plural(r.stats.steps, 'step')} "
                                    f"in {r.stats.seconds:.1f} s, {'conforms' if r.conforms else 'DIVERGES'}\n")
                     progress.flush()
             time.sleep(0.05)
     except lifetime.Terminated as signalled:
         signum = signal.Signals(signalled.signum)
+        _stop(running, signum)
+        for worker in running:  # a worker the signal stopped saved what it had run
+            if worker.result.exists():
+                results[worker.shard] = _load(worker.result)
+        running.clear()
+        signalled.partial = [results[k] for k in sorted(results)]
         raise
     finally:
         _stop(running, signum)
@@ -81,12 +88,16 @@ def run_shards(config: CheckConfig, shards: int, workers: int, progress: IO[str]
     return [results[k] for k in sorted(results)]
 
 
+def _load(path: Path) -> CheckResult:
+    with open(path, "rb") as file:
+        result: CheckResult = pickle.load(file)
+    return result
+
+
 def _collect(worker: Worker, shards: int) -> CheckResult:
     code = worker.proc.returncode
     if code in (0, 1) and worker.result.exists():
-        with open(worker.result, "rb") as file:
-            result: CheckResult = pickle.load(file)
-        return result
+        return _load(worker.result)
     lifetime.raise_if_terminating()  # the run's own signal reached the worker first
     lines = worker.stderr.read_text(errors="replace").strip().splitlines()
     said = lines[-1].removeprefix("snaptree: ") if lines else "no message"
@@ -126,6 +137,7 @@ def worker_main(argv: Sequence[str]) -> int:
     from .checker.run import run_check
 
     config_path, result_path = argv
+    lifetime.skip_final_collection()
     with open(config_path, "rb") as file:
         config: CheckConfig = pickle.load(file)
     try:
@@ -134,9 +146,11 @@ def worker_main(argv: Sequence[str]) -> int:
             save_result(result, result_path)
         return 0 if result.conforms else 1
     except (UsageError, DriverUnavailable, EnvironmentFailure) as error:
-        print(f"snaptree: {printable(str(error))}", file=sys.stderr)
+        print(f"snaptree: {printable(hide_secrets(str(error)))}", file=sys.stderr)
         return 2
     except lifetime.Terminated as signalled:
+        if isinstance(signalled.partial, CheckResult):  # for the run's summary of what ran so far
+            save_result(signalled.partial, result_path)
         print(f"snaptree: {signalled}", file=sys.stderr)
         return signalled.exit_status
 

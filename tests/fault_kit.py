@@ -53,7 +53,7 @@ class Check:
     """One `snaptree check` process whose TMPDIR is ``tmpdir``; its progress is off (json), so
     that stderr holds only what it says when it stops."""
 
-    def __init__(self, name: str, tmpdir: Path, out: Path, examples: int = 100_000, seed: int = 5,
+    def __init__(self, name: str, tmpdir: Path, out: Path, examples: int = 10_000, seed: int = 5,
                  extra: tuple[str, ...] = ()):
         self.name, self.tmpdir = name, tmpdir
         env = dict(os.environ, TMPDIR=str(tmpdir))

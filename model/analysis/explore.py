@@ -34,18 +34,20 @@ them.  The model stays pure: this module is the only one that explores, and writ
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ops
 from ..errors import ModelError
-from ..escape import printable
+from ..escape import plural, printable
 from ..machine import Machine
+from ..notation import labels, state_text
 from ..profiles import get_profile
 from .properties import PROPERTIES, Before, capture, check_after
 
@@ -54,8 +56,36 @@ OP_TAGS = ("write", "start", "pause", "resume", "shutdown", "suspend", "snapshot
 FLAG_CHOICES = ("none", "common", "all")  # common: single revert and delete flags; all: create flags too
 
 
+# What one exploration may cost (explore, diff, check --plan cover); README's "Limits" has the
+# measurements: esx at depth 7 tries 852,700 transitions and keeps 258,404 states (about 50 s, 1 GB).
+MAX_LETTERS = 1_000  # operations in the alphabet: depth 2 still fits in the transitions
+MAX_TRANSITIONS = 1_000_000  # tried in all: time
+MAX_STATES = 300_000  # kept (pairs of states, for diff): memory
+
+
 class BoundsError(ValueError):
     """Bounds that cannot be explored (one line for the user)."""
+
+
+def check_depth(level: int, done: int, frontier: int, letters: int) -> None:
+    """Before depth ``level``: it tries exactly every letter on every state of the frontier, so
+    a depth over the limit is refused before it starts."""
+    total = done + frontier * letters
+    if total > MAX_TRANSITIONS:
+        raise BoundsError(f"depth {level} would take {total:,} transitions in all, over the limit of "
+                          f"{MAX_TRANSITIONS:,}: --depth {level - 1} fits, or give fewer names, blocks or values")
+
+
+def check_states(level: int, states: int, what: str = "states") -> None:
+    if states > MAX_STATES:
+        raise BoundsError(f"more than {MAX_STATES:,} {what} by depth {level}, over the limit (memory): "
+                          f"--depth {level - 1} fits, or give fewer names, blocks or values")
+
+
+def check_letters(letters: int) -> None:
+    if letters > MAX_LETTERS:
+        raise BoundsError(f"{letters:,} operations in the alphabet, over the limit of {MAX_LETTERS:,}: "
+                          "give fewer names, blocks or values")
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,7 @@ class Bounds:
                     raise BoundsError(f"{what} '{item}' looks like a memory image token (ram<N>): choose another")
         if self.blocks < 1:
             raise BoundsError("--blocks must be at least 1")
+        check_letters(max(self.blocks * len(self.values), len(self.names)))  # before a list of them is made
         unknown = sorted(set(self.operations) - set(OP_TAGS))
         if unknown:
             raise BoundsError(f"unknown operation '{unknown[0]}' (known: {', '.join(OP_TAGS)})")
@@ -189,6 +220,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
     bounds.validate()
     started = time.perf_counter()
     letters = [op for op in alphabet(profile_name, bounds) if keep is None or keep(op)]
+    check_letters(len(letters))
     clock = any(isinstance(op, ops.CreateSnapshot) and op.name is None for op in letters)
     result = Exploration(profile_name, depth, bounds, letters, clock=clock)
     root = Machine(get_profile(profile_name), bounds.blocks)
@@ -197,6 +229,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
     result.new_per_depth.append(1)
     frontier: list[tuple[int, Machine]] = [(0, root)]
     for level in range(1, depth + 1):
+        check_depth(level, result.transitions, len(frontier), len(letters))
         next_frontier: list[tuple[int, Machine]] = []
         for index, m in frontier:
             base = capture(m, props)
@@ -221,6 +254,7 @@ def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: fro
                     known = seen.get(key)
                     if known is None:
                         known = seen[key] = len(result.parents)
+                        check_states(level, known + 1)
                         result.parents.append((index, at))
                         next_frontier.append((known, twin))
                     target = known
@@ -259,7 +293,7 @@ def _step(result: Exploration, m: Machine, op: ops.Operation, before: Before, pr
     except ModelError as refused:
         error = refused
     except Exception as crash:  # noqa: BLE001 - a broken model's exception is a finding, not the end
-        _record(result, "crash", f"{ops.describe(op)} raised {crash!r}", source, at)
+        _record(result, "crash", f"{ops.describe(op)} raised {type(crash).__name__}: {crash}", source, at)
         return "crash", True
     outcome = "ok" if error is None else error.kind.value
     try:
@@ -281,9 +315,9 @@ def _record(result: Exploration, prop: str, message: str, source: int, at: int) 
 def report_text(result: Exploration) -> str:
     b = result.bounds
     lines = [
-        f"explored profile {result.profile} to depth {result.depth}: names {','.join(b.names)}, {b.blocks} blocks, "
+        f"explored profile {result.profile} to depth {result.depth}: names {','.join(b.names)}, {plural(b.blocks, 'block')}, "
         f"values {','.join(b.values)}, flags {b.flags}{', unnamed creates' if b.unnamed else ''}",
-        f"  alphabet      {len(result.alphabet)} operations: "
+        f"  alphabet      {plural(len(result.alphabet), 'operation')}: "
         + ", ".join(ops.describe(op) for op in result.alphabet),
         f"  states        {result.states:,}",
         f"  transitions   {result.transitions:,}",
@@ -293,7 +327,7 @@ def report_text(result: Exploration) -> str:
         f"  time          {result.seconds:.2f} s ({result.transitions / max(result.seconds, 1e-9):,.0f} transitions/s)",
     ]
     if not result.violations:
-        lines.append(f"no property violated ({', '.join(PROPERTIES)}) in {result.transitions:,} transitions")
+        lines.append(f"no property violated ({', '.join(PROPERTIES)}) in {plural(result.transitions, 'transition')}")
     for violation in result.violations.values():
         lines.append(printable(f"VIOLATED {violation.prop} at depth {len(violation.history)}: {violation.message}"))
         lines.extend(printable(f"    {i}. {ops.describe(op)}") for i, op in enumerate(violation.history, 1))
@@ -301,12 +335,35 @@ def report_text(result: Exploration) -> str:
 
 
 def state_graph(result: Exploration) -> Any:
-    """The explored states and transitions as a networkx multigraph (needs ``graph=True``)."""
+    """The explored states and transitions as a networkx multigraph (needs ``graph=True``):
+    each state labelled with what it is (``notation.state_text``: the tree, power, what the
+    running state reads), each transition with its operation and outcome."""
     import networkx as nx
 
     g = nx.MultiDiGraph()
-    for state in range(result.states):
-        g.add_node(state, depth=len(result.history(state)))
+    for state, m in enumerate(_replayed(result)):
+        g.add_node(state, depth=len(result.history(state)), label=state_text(m), power=m.power,
+                   current="" if m.current is None else labels(m, short_ids=True)[m.current.id], snapshots=len(m.snapshots))
     for edge in result.edges:
-        g.add_edge(edge.source, edge.target, op=ops.describe(edge.op), outcome=edge.outcome)
+        op = ops.describe(edge.op)
+        g.add_edge(edge.source, edge.target, op=op, outcome=edge.outcome, label=f"{op}: {edge.outcome}")
     return g
+
+
+def _replayed(result: Exploration) -> Iterator[Machine]:
+    """Each explored state as a machine, in order: its parent's with one more operation.  States
+    are numbered breadth-first, so no later state has an earlier parent than the one before it,
+    and a machine is dropped once no state can come from it."""
+    machines = {0: Machine(get_profile(result.profile), result.bounds.blocks)}
+    yield machines[0]
+    oldest = 0
+    for state in range(1, result.states):
+        parent, at = result.parents[state]
+        while oldest < parent:
+            machines.pop(oldest, None)
+            oldest += 1
+        m = machines[parent].clone()
+        with contextlib.suppress(ModelError):  # a refusal with a side effect is a state of its own too
+            m.perform(result.alphabet[at])
+        machines[state] = m
+        yield m

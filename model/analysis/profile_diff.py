@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ops
+from ..escape import plural
 from ..machine import Machine
 from ..profiles import get_profile
 from ..step import Outcome, step
-from .explore import Bounds, alphabet, canonical_key
+from .explore import Bounds, alphabet, canonical_key, check_depth, check_letters, check_states
 
 ASPECTS = ("outcome", "tree", "current", "power", "state", "memory", "ram", "reads")
 SAME_STATE = {"saved": "suspended"}  # VirtualBox's word for ESX's suspended: off, RAM on disk
@@ -144,6 +145,7 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     bounds.validate()
     started = time.perf_counter()
     letters = common_alphabet(first, second, bounds)
+    check_letters(len(letters))
     result = Diff((first, second), depth, bounds, letters)
     p1, p2 = get_profile(first), get_profile(second)
     tree, sibling_order = p1.tree and p2.tree, p1.sibling_order and p2.sibling_order
@@ -151,7 +153,10 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     start = (Machine(p1, bounds.blocks), Machine(p2, bounds.blocks))
     seen = {(canonical_key(start[0], clock), canonical_key(start[1], clock))}
     frontier: list[tuple[list[ops.Operation], Machine, Machine]] = [([], *start)]
-    for _ in range(depth):
+    for level in range(1, depth + 1):
+        if not frontier:  # every pair diverged or was seen: deeper adds nothing
+            break
+        check_depth(level, result.transitions, len(frontier), len(letters))
         next_frontier = []
         for history, m1, m2 in frontier:
             for op in letters:
@@ -168,6 +173,7 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
                 key = (canonical_key(a, clock), canonical_key(b, clock))
                 if key not in seen:
                     seen.add(key)
+                    check_states(level, len(seen), "pairs of states")
                     next_frontier.append(([*history, op], a, b))
         frontier = next_frontier
     result.pairs = len(seen)
@@ -175,15 +181,26 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     return result
 
 
+def ordered_groups(result: Diff) -> list[tuple[str, Disagreement]]:
+    """The groups in the order every table lists them: shortest history first, then by name."""
+    return sorted(result.groups.items(), key=lambda item: (len(item[1].history), item[0]))
+
+
+def stats_text(result: Diff) -> str:
+    """What a diff explored, in one line."""
+    first, second = result.profiles
+    return (f"{first} vs {second} to depth {result.depth}: {plural(len(result.alphabet), 'common flag-free operation')}, "
+            f"{plural(result.pairs, 'pair of states', 'pairs of states')}, {plural(result.transitions, 'transition')}, "
+            f"{plural(len(result.groups), 'group')}, {result.seconds:.2f} s")
+
+
 def table_text(result: Diff) -> str:
     first, second = result.profiles
     rows = [("group", "steps", first, second)]
-    for group, d in sorted(result.groups.items(), key=lambda item: (len(item[1].history), item[0])):
+    for group, d in ordered_groups(result):
         rows.append((group, str(len(d.history)), d.first, d.second))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{first} vs {second} to depth {result.depth}: {len(result.alphabet)} common flag-free operations, "
-             f"{result.pairs:,} pairs of states, {result.transitions:,} transitions, {len(result.groups)} groups, "
-             f"{result.seconds:.2f} s"]
+    lines = [stats_text(result)]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
               for r in rows]
     return "\n".join(lines)
@@ -192,7 +209,7 @@ def table_text(result: Diff) -> str:
 def markdown_table(result: Diff) -> str:
     first, second = result.profiles
     lines = [f"| what differs, after | steps | `{first}` | `{second}` |", "|---|---|---|---|"]
-    for group, d in sorted(result.groups.items(), key=lambda item: (len(item[1].history), item[0])):
+    for group, d in ordered_groups(result):
         lines.append(f"| {group} | {len(d.history)} | {d.first} | {d.second} |")
     return "\n".join(lines)
 

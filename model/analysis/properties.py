@@ -24,7 +24,9 @@ import networkx as nx
 
 from .. import ops
 from ..errors import ModelError
+from ..escape import shown
 from ..machine import Machine, Snapshot
+from ..notation import view_text
 from ..profiles.libvirt_qemu import UNSAVED_METADATA
 from ..profiles.qemu_live import LOAD_MOVED_DISK
 
@@ -58,6 +60,11 @@ def capture(m: Machine, props: frozenset[str] | set[str] = frozenset(PROPERTIES)
     return before
 
 
+def _snap(s: Snapshot | None) -> str:
+    """A snapshot in a violation's message: its name and id (which objects went wrong matters)."""
+    return "none" if s is None else f"{shown(s.name)}#{s.id}"
+
+
 def survivors(m: Machine, before: Before) -> list[str]:
     """Ids of snapshots present before and after, as the same object."""
     return [sid for sid, s in before.snapshots.items() if m.snapshots.get(sid) is s]
@@ -67,12 +74,12 @@ def check_invariant(m: Machine, op: ops.Operation, before: Before) -> None:
     """[§1] Deleting X never changes what any other snapshot, or the current state, reads."""
     assert m.view(None) == before.current_view, (
         f"invariant: {ops.describe(op)} changed the current state's view "
-        f"from {before.current_view} to {m.view(None)}")
+        f"from {view_text(before.current_view)} to {view_text(m.view(None))}")
     for sid in survivors(m, before):
         after = m.view(m.snapshots[sid])
         assert after == before.views[sid], (
             f"invariant: {ops.describe(op)} changed surviving snapshot id={sid}'s view "
-            f"from {before.views[sid]} to {after}")
+            f"from {view_text(before.views[sid])} to {view_text(after)}")
 
 
 def _loads_another_disk(m: Machine, target: Any) -> bool:
@@ -93,10 +100,10 @@ def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
         f"revert: after {ops.describe(op)} the running state is not based on a snapshot"
     if _loads_another_disk(m, target):
         return
-    assert m.overlay == {}, f"revert: after {ops.describe(op)} unsaved writes survive: {m.overlay}"
+    assert m.overlay == {}, f"revert: after {ops.describe(op)} unsaved writes survive: {view_text(m.overlay)}"
     assert m.view(None) == m.view(target), (
-        f"revert: after {ops.describe(op)} the current view {m.view(None)} differs from "
-        f"the target id={target.id}'s view {m.view(target)}")
+        f"revert: after {ops.describe(op)} the current view {view_text(m.view(None))} differs from "
+        f"the target id={target.id}'s view {view_text(m.view(target))}")
     assert m.view(target) == before.views.get(target.id), \
         f"revert: {ops.describe(op)} changed what its target reads"
     # the revert went where it was asked to
@@ -107,10 +114,10 @@ def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
     elif op.ref is None:
         # Reported model bug (test_profiles.py::test_qemu_live_revert_without_name_is_refused): the
         # live QEMU profiles read a missing name as "" and load a snapshot named "".
-        assert target.name == "", f"revert: {ops.describe(op)} went to {target!r}"
+        assert target.name == "", f"revert: {ops.describe(op)} went to {_snap(target)}"
     elif op.ref != "":  # vbox: an empty nameOrId finds the first snapshot
         assert op.ref in (target.name, target.id) or target.id == op.ref.strip("{}").lower(), \
-            f"revert: {ops.describe(op)} went to {target!r}"
+            f"revert: {ops.describe(op)} went to {_snap(target)}"
 
 
 def check_no_snapshot_changed(m: Machine, op: ops.Operation, before: Before) -> None:
@@ -120,7 +127,8 @@ def check_no_snapshot_changed(m: Machine, op: ops.Operation, before: Before) -> 
         assert m.snapshots.get(sid) is s, f"revert: {ops.describe(op)} removed snapshot id={sid}"
         after = m.view(s)
         assert after == before.views[sid], (
-            f"revert: {ops.describe(op)} changed snapshot id={sid}'s view from {before.views[sid]} to {after}")
+            f"revert: {ops.describe(op)} changed snapshot id={sid}'s view from {view_text(before.views[sid])} "
+            f"to {view_text(after)}")
     if isinstance(op, ops.Write) and op.value:
         assert m.view(None).get(op.block) == op.value, f"revert: {ops.describe(op)} is not read back"
 
@@ -154,12 +162,12 @@ def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelE
     that ends up shut off has no RAM (``Machine.load_memory``); otherwise the RAM is untouched."""
     if error.side_effect is None:
         assert m.fingerprint() == before.fingerprint, (
-            f"failed-op: {ops.describe(op)} was refused ({error!r}) but changed the state")
+            f"failed-op: {ops.describe(op)} was refused ({error.kind.value}: {error.message}) but changed the state")
         return
     allowed = m.profile.failure_side_effects
     assert error.side_effect in allowed, (
-        f"failed-op: {ops.describe(op)} reports side effect {error.side_effect!r}, which profile "
-        f"{m.profile.name} does not list (it lists {sorted(allowed)})")
+        f"failed-op: {ops.describe(op)} reports side effect {error.side_effect}, which profile "
+        f"{m.profile.name} does not list (it lists {', '.join(sorted(allowed)) or 'none'})")
     assert m.clock == before.clock + 1, f"failed-op: the clock went from {before.clock} to {m.clock}"
     if error.side_effect in REPORTED_DEVIATIONS:
         # HALT still halts: the domain stopped before the metadata failed (libvirt 9.0.0, seen)
@@ -167,18 +175,18 @@ def check_failed_op(m: Machine, op: ops.Operation, before: Before, error: ModelE
             "shutoff", None, False)
         assert m.current is None and (halted or (m.power, m.ram, m.ram_ran) == before.ram_state) \
             and m.view(None) == before.current_view and masked_fingerprint(m, base=True) == before.masked_base, (
-                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed more "
+                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect} but changed more "
                 "than the current pointer")
         return
     if error.side_effect == LOAD_MOVED_DISK:  # QEMU 7.2.22, seen: the disk went back, the RAM did not
         assert m.current is not None and not m.overlay and (m.ram, m.ram_ran) == before.ram_state[1:] \
             and masked_fingerprint(m, base=True) == before.masked_base, (
-                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed more "
+                f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect} but changed more "
                 "than the disk's base and the power state")
         return
     ram_ok = (m.ram, m.ram_ran) == (None, False) if m.power == "shutoff" else (m.ram, m.ram_ran) == before.ram_state[1:]
     assert ram_ok and masked_fingerprint(m) == before.masked, (
-        f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect!r} but changed "
+        f"failed-op: {ops.describe(op)} failed with side effect {error.side_effect} but changed "
         "more than the power state")
 
 
@@ -189,32 +197,32 @@ def check_well_formed(m: Machine) -> None:
     snaps = m.snapshots
     members: dict[int, Snapshot] = {}
     for key, s in snaps.items():
-        assert key == s.id, f"well-formed: snapshot {s!r} filed under id {key!r}"
+        assert key == s.id, f"well-formed: snapshot {_snap(s)} filed under id {shown(key)}"
         assert id(s) not in members, "well-formed: one snapshot under two ids"
         members[id(s)] = s
     reached: set[int] = set()
     stack = []
     for r in m.roots:
-        assert r.parent is None, f"well-formed: root {r!r} has a parent"
+        assert r.parent is None, f"well-formed: root {_snap(r)} has a parent"
         stack.append(r)
     while stack:
         node = stack.pop()
-        assert id(node) in members, f"well-formed: {node!r} is in the tree but is not a snapshot"
-        assert id(node) not in reached, f"well-formed: {node!r} is listed twice (as a child or a root)"
+        assert id(node) in members, f"well-formed: {_snap(node)} is in the tree but is not a snapshot"
+        assert id(node) not in reached, f"well-formed: {_snap(node)} is listed twice (as a child or a root)"
         reached.add(id(node))
         for c in node.children:
-            assert c.parent is node, f"well-formed: child {c!r} of {node!r} has parent pointer {c.parent!r}"
+            assert c.parent is node, f"well-formed: child {_snap(c)} of {_snap(node)} has parent pointer {_snap(c.parent)}"
             stack.append(c)
     if len(reached) != len(members):
         g = nx.DiGraph()  # off the hot path: only to name a cycle, if that is what went wrong
         g.add_nodes_from(s.id for s in snaps.values())
         g.add_edges_from((s.parent.id, s.id) for s in snaps.values() if s.parent is not None)
-        assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {nx.find_cycle(g)}"
+        assert nx.is_directed_acyclic_graph(g), f"well-formed: cycle {' -> '.join(parent for parent, _ in nx.find_cycle(g))}"
         missing = [s for i, s in members.items() if i not in reached]
-        raise AssertionError(f"well-formed: {missing[0]!r} is not reached from the roots (a child or root list "
+        raise AssertionError(f"well-formed: {_snap(missing[0])} is not reached from the roots (a child or root list "
                              "misses it)")
     assert m.current is None or snaps.get(m.current.id) is m.current, \
-        f"well-formed: current {m.current!r} is not a snapshot"
+        f"well-formed: current {_snap(m.current)} is not a snapshot"
     expected: dict[str, list[int]] = {}
     for s in snaps.values():
         expected.setdefault(s.name, []).append(id(s))

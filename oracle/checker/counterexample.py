@@ -10,18 +10,23 @@ from pathlib import Path
 from snaptree.model.escape import printable
 from snaptree.model.scenario import Scenario, ScenarioStep
 
-from ..lockstep import Divergence
+from ..lockstep import Divergence, DriverError
 from ..scenario_format import expect_element, to_xml
 
 
 def counterexample(divergence: Divergence, driver: str, profile: str, blocks: int, seed: int | None) -> bytes:
     """A scenario file of the diverging history, with the model's expectations: the model
     passes it, the driver does not."""
-    first = divergence.differences[0]
+    found = f"Found by snaptree check{'' if seed is None else f' --seed {seed}'}"
+    if isinstance(divergence, DriverError):
+        title = f"driver {driver} fails in its own code under the {profile} profile"
+        what = f"{found}: {divergence.summary()}"
+    else:
+        title = f"driver {driver} diverges from the {profile} profile"
+        what = f"{found}: after step {len(divergence.history)}, {divergence.differences[0]}"
     scenario = Scenario(
-        profile=profile, blocks=blocks, title=f"driver {driver} diverges from the {profile} profile",
-        description=f"Found by snaptree check{'' if seed is None else f' --seed {seed}'}: after step "
-                    f"{len(divergence.history)}, {first}. Replay: snaptree replay FILE --driver {driver}",
+        profile=profile, blocks=blocks, title=title,
+        description=f"{what}. Replay: snaptree replay FILE --driver {driver}",
         steps=[ScenarioStep(s.op, 0) for s in divergence.history],
     )
     last = len(divergence.history) - 1

@@ -1,15 +1,19 @@
-"""The three Hypothesis internals a check relies on, in one place.  They are not public API, so
+"""The Hypothesis internals a check relies on, in one place.  They are not public API, so
 pyproject.toml pins Hypothesis to the range they were tested on (TESTED), and
 tests/oracle/test_hypothesis_adapter.py fails when the installed version leaves it or an
 internal has gone."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import hypothesis
+from hypothesis import statistics
+from hypothesis.control import current_build_context
+from hypothesis.errors import InvalidArgument
 from hypothesis.internal.conjecture import providers
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -26,10 +30,43 @@ def tag_examples(factory: Callable[[], Any], digest: bytes) -> None:
     factory._hypothesis_internal_add_digest = digest  # type: ignore[attr-defined]
 
 
-def run_machine(factory: Callable[[], Any], settings: hypothesis.settings, min_steps: int) -> None:
+class _Enough(KeyboardInterrupt):
+    """Ends a run that has run the examples asked for: Hypothesis passes a KeyboardInterrupt
+    through untouched (no replay, nothing saved), as it does a signal's ``Terminated``."""
+
+
+def run_machine(factory: Callable[[], Any], settings: hypothesis.settings, min_steps: int,
+                enough: Callable[[], bool] = lambda: False) -> str:
     """Run a state machine; Hypothesis's mutations sometimes end a history after a step or two,
-    which tests nothing, so every history takes ``min_steps`` at least."""
-    run_state_machine_as_test(factory, settings=settings, _min_steps=min_steps)  # type: ignore[arg-type]
+    which tests nothing, so every history takes ``min_steps`` at least.
+
+    ``max_examples`` counts only the examples Hypothesis calls valid, not those that overran
+    its buffer of choices (cut short, yet run on the driver: 6 more in 50), so the run stops
+    before a new example once ``enough()``; Hypothesis' final replay of a failing example is
+    no new one.  Returns why Hypothesis ended the run itself ("" when ``enough`` did)."""
+    stopped: list[str] = []
+
+    @functools.wraps(factory)  # the same example database key (its source) and seed
+    def counted() -> Any:
+        if enough() and not current_build_context().is_final:
+            raise _Enough
+        return factory()
+
+    try:
+        noted = statistics.collector.with_value(lambda stats: stopped.append(stats.get("stopped-because", "")))  # type: ignore[arg-type]
+        with noted:
+            run_state_machine_as_test(counted, settings=settings, _min_steps=min_steps)  # type: ignore[arg-type]
+    except _Enough:
+        return ""
+    return stopped[-1] if stopped else ""
+
+
+def replaying() -> bool:
+    """Whether this example is Hypothesis' final replay of a failing one, which runs it again."""
+    try:
+        return bool(current_build_context().is_final)
+    except InvalidArgument:  # outside a run of Hypothesis
+        return False
 
 
 @contextmanager

@@ -23,13 +23,13 @@ def replay(driver: Driver, scenario: Scenario) -> tuple[Lockstep, Divergence | N
     """Run a scenario's steps on the driver and the model in lockstep, up to the first
     difference."""
     lockstep = Lockstep(driver, scenario.blocks)
-    with lockstep:
-        try:
+    try:  # around the lockstep too: a driver's setup or teardown may fail (a DriverError)
+        with lockstep:
             for step in scenario.steps:
                 if step.applies_to(driver.profile):
                     lockstep.step(step.op)
-        except Divergence as divergence:
-            return lockstep, divergence
+    except Divergence as divergence:
+        return lockstep, divergence
     return lockstep, None
 
 

@@ -11,7 +11,7 @@ from snaptree.model import ops
 
 from ..cover import RandomCoverage
 from ..findings import Finding, Guard
-from ..lockstep import Divergence
+from ..lockstep import Divergence, DriverError
 from ..shrink import ShrinkStats
 from ..situations import Situation, Tally
 
@@ -61,7 +61,18 @@ class CheckResult:
     shard: str = ""  # "shard K/N" when this is one shard of a run
     shard_results: list[CheckResult] = field(default_factory=list)  # each shard's, when the run had several
     workers: int = 1  # processes the shards ran in
+    stopped: str = ""  # why it ran fewer examples than asked, with no divergence to end it
+    database_lost: str | None = None  # the example database failed during the run: one line naming it
 
     @property
     def conforms(self) -> bool:
         return self.divergence is None
+
+    @property
+    def driver_error(self) -> DriverError | None:
+        """The driver's own failure (it raised, or observed in the wrong shape), not a divergence."""
+        return self.divergence if isinstance(self.divergence, DriverError) else None
+
+    @property
+    def verdict(self) -> str:
+        return "conforms" if self.conforms else "driver-error" if self.driver_error is not None else "diverges"

@@ -18,8 +18,10 @@ from snaptree.model import get_profile
 from .. import lifetime
 from ..cover import random_coverage
 from ..driver import Driver
+from ..driver_checks import own_frame
+from ..errors import hide_secrets
 from ..findings import guards_for
-from ..lockstep import Divergence, Lockstep
+from ..lockstep import Divergence, DriverError, Lockstep
 from ..resolve import ResolvedDriver, resolve_driver
 from ..shards import merge, open_database, shard_examples, shard_seed
 from ..shrink import shrink
@@ -28,6 +30,8 @@ from ..stateful import conformance_machine
 from . import hypothesis_adapter
 from .config import CheckConfig
 from .counterexample import write_counterexample
+from .database import LosableDatabase
+from .limits import check_limits
 from .progress import Progress
 from .results import CheckResult
 
@@ -37,6 +41,7 @@ def run_check(config: CheckConfig, resolved: ResolvedDriver | None = None,
     """Check ``config.driver`` against its profile.  ``resolved`` skips resolving the driver
     again (the caller has, and reported its notes).  Raises UsageError and DriverUnavailable
     before any example runs, EnvironmentFailure when the machine under the driver fails."""
+    check_limits(config)
     resolved = resolved or resolve_driver(config.driver, config.profile, config.options)
     shards = 1 if config.shard else max(config.shards, config.workers)
     if shards > 1:
@@ -57,7 +62,15 @@ def _run_on_workers(config: CheckConfig, resolved: ResolvedDriver, shards: int,
 
     started = time.monotonic()
     shard_config = dataclasses.replace(config, profile=resolved.profile, shards=1, workers=1)
-    results = run_shards(shard_config, shards, min(config.workers, shards), progress)
+    try:
+        results = run_shards(shard_config, shards, min(config.workers, shards), progress)
+    except lifetime.Terminated as signalled:  # the shards' results so far, as one
+        signalled.partial = _merged(signalled.partial, config, resolved, started) if signalled.partial else None
+        raise
+    return _merged(results, config, resolved, started)
+
+
+def _merged(results: list[CheckResult], config: CheckConfig, resolved: ResolvedDriver, started: float) -> CheckResult:
     merged = merge(results, resolved.cls, started, time.monotonic(),
                    applicable(get_profile(resolved.profile), resolved.cls.operations),
                    guards_for(resolved.profile) if config.guards else [])
@@ -89,9 +102,15 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
     hypothesis_adapter.tag_examples(factory, f"{driver_class.name}:{profile}:{blocks}".encode())
     if seed is not None:
         factory = hypothesis_seed(seed)(factory)
+    opened = open_database(database)
+    db = None if opened is None else LosableDatabase(opened, f"--database {hide_secrets(str(database))}")
+
+    def lost() -> str | None:
+        return None if db is None else db.lost
+
     config = settings(
         max_examples=examples, stateful_step_count=steps, deadline=None, verbosity=Verbosity.quiet,
-        database=open_database(database),
+        database=db,
         suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
         # the history is shrunk by replaying it (shrink.py), far faster than Hypothesis' shrinker
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -99,23 +118,37 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
     result = CheckResult(driver_class.name, profile, progress_listener.stats,
                          situations=applicable(get_profile(profile), driver_class.operations), guarded=guarded,
                          versions=driver_class.installed_versions({**resolved.options, "profile": profile}))
+    stopped = ""
     try:
-        with hypothesis_adapter.no_local_constants():
-            # shorter histories are the shrinker's business, so half the budget at least
-            hypothesis_adapter.run_machine(factory, config, min_steps=steps // 2)
-    except Divergence as divergence:
-        result.divergence = divergence
-    except Flaky as flaky:
-        lifetime.reraise_unwinding(flaky)
-        lifetime.raise_if_terminating()  # a signal that reached Hypothesis in disguise (a SystemError)
-        result.flaky = True
-        inner = [e for e in getattr(flaky, "exceptions", []) if isinstance(e, Divergence)]
-        result.divergence = inner[0] if inner else None
-        if result.divergence is None:
+        try:
+            with hypothesis_adapter.no_local_constants():
+                # shorter histories are the shrinker's business, so half the budget at least
+                stopped = hypothesis_adapter.run_machine(factory, config, min_steps=steps // 2,
+                                                         enough=lambda: result.stats.examples >= examples or lost() is not None)
+        except Divergence as divergence:
+            result.divergence = divergence
+        except Flaky as flaky:
+            lifetime.reraise_unwinding(flaky)
+            lifetime.raise_if_terminating()  # a signal that reached Hypothesis in disguise (a SystemError)
+            result.flaky = True
+            inner = [e for e in getattr(flaky, "exceptions", []) if isinstance(e, Divergence)]
+            # no divergence inside: the same choices drew another history (FlakyStrategyDefinition),
+            # which only a driver that changes what the lockstep does from one run to the next causes
+            result.divergence = inner[0] if inner else DriverError(
+                [], "replay", "the driver did not behave the same way when the same history was replayed "
+                f"({type(flaky).__name__})", "no frame")
+        except Exception:
+            lifetime.raise_if_terminating()
             raise
-    except Exception:
-        lifetime.raise_if_terminating()
+    except lifetime.Terminated as signalled:  # the summary of what ran so far comes before its one line
+        result.stats.ended = time.monotonic()
+        progress_listener.show(final=True)
+        result.coverage = random_coverage(profile, driver_class, result.stats.histories)
+        signalled.partial = result
         raise
+    result.database_lost = lost()
+    if result.divergence is None and result.stats.examples < examples and not result.database_lost:
+        result.stopped = f"Hypothesis ended the run after {result.stats.examples} of {examples} examples: {stopped}"
     try:
         if result.divergence is not None and not result.flaky:
             replayer = drivers[0] if drivers else make_driver()
@@ -125,7 +158,13 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
         result.stats.ended = time.monotonic()
         progress_listener.show(final=True)
         for driver in drivers:
-            driver.close()
+            try:
+                driver.close()
+            except Exception as error:  # the driver's own bug, reported as such if nothing came first
+                lifetime.raise_if_terminating()
+                if result.divergence is None:
+                    result.divergence = DriverError([], "close", f"{type(error).__name__}: {error}",
+                                                    own_frame(error, driver))
     result.coverage = random_coverage(profile, driver_class, result.stats.histories)
     if result.divergence is not None:
         result.scenario_path = write_counterexample(result.divergence, resolved.spec, profile, blocks, out, seed)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
+from collections import Counter
 from typing import Any
 
 from snaptree.model.escape import printable
 
 from ..driver import DriverUnavailable
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 
 def cmd_drivers(args: argparse.Namespace) -> int:
@@ -69,4 +71,15 @@ def cmd_findings(args: argparse.Namespace) -> int:
             print(printable(f"  replay:  {row['replay']}"))
             if "verdict" in row:
                 print(printable(f"  here ({row['installed']}): {row['verdict'].upper()}: {row['detail']}"))
+    if not args.replay:
+        return EXIT_OK
+    cannot = Counter(row["detail"] for row in rows if row["verdict"] == "cannot")
+    done = len(rows) - cannot.total()
+    why = "; ".join(f"{reason} ({count})" for reason, count in cannot.items())
+    if args.format == "text":
+        print(printable(f"replayed {done} of {len(rows)} findings here"
+                        + (f"; {cannot.total()} could not be replayed: {why}" if cannot else "")))
+    if rows and not done:  # a CI job must not pass having checked nothing
+        print(printable(f"snaptree: no finding could be replayed here: {why}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_FAILED if stale else EXIT_OK

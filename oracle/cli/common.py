@@ -4,19 +4,24 @@ the check that an output can be written before the work that fills it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES
 
+from .. import outputs
 from ..errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_DRIVER_ERROR = 3  # the driver's own code raised, or observed in the wrong shape: its bug, not a divergence
 # how writing to a full or failing output (> /dev/full, a full disk) fails; files snaptree
 # writes itself report their own errors
 OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -84,26 +89,57 @@ def names(text: str) -> tuple[str, ...]:
 
 def to_json(data: Any) -> str:
     """JSON output keeps names exact; a lone surrogate (a file name's undecodable byte) is
-    written as its \\u escape, exact JSON as well, since stdout could not encode it."""
+    written as its \\u escape, exact JSON as well, since stdout could not encode it.  On a stdout
+    that is not Unicode (PYTHONIOENCODING=ascii) every other character outside ASCII is too."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return json.dumps(data, indent=2)
+    return text
 
 
 def check_writable(path: str, option: str, folder: bool) -> None:
     """Refuse an output that cannot be written before a check that may take hours, rather
     than lose its result after it: an existing file or folder must be of the right kind and
-    writable; a new one's nearest existing folder (its own folder, for a file) writable."""
+    writable; a new one's nearest existing folder (its own folder, for a file) writable; a file
+    is no symbolic link (oracle/outputs.py).  A file is then made and removed where the output
+    goes, since access(2) says yes to root on /proc or a read-only mount; a name too long, or
+    any other error of the path, is the same one line."""
     target = Path(path).absolute()
-    if target.exists():
-        if target.is_dir() != folder:
-            raise UsageError(f"{option} {path}: {'not a directory' if folder else 'is a directory'}")
-        if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
-            raise UsageError(f"{option} {path}: not writable")
-        return
-    parent = target.parent
-    while folder and not parent.exists():  # a folder is made with its parents
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"{option} {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: cannot create it, {parent} is not writable")
+    try:
+        if not folder and target.is_symlink():
+            raise UsageError(f"{option} {path}: {outputs.SYMLINK}")
+        if target.exists():
+            if target.is_dir() != folder:
+                raise UsageError(f"{option} {path}: {'not a directory' if folder else 'is a directory'}")
+            if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+                raise UsageError(f"{option} {path}: not writable")
+            if folder or target.is_file():  # a device or FIFO is written in place
+                outputs.probe(target if folder else target.parent)
+            return
+        parent = target.parent
+        while folder and not parent.exists():  # a folder is made with its parents
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{option} {path}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {path}: cannot create it, {parent} is not writable")
+        outputs.probe(parent)
+    except OSError as error:
+        raise UsageError(unwritable(option, path, error)) from None
+
+
+def unwritable(option: str, path: str, error: OSError) -> str:
+    return f"cannot write {option} {path}: {error.strerror or error}"
+
+
+@contextlib.contextmanager
+def output(option: str, path: str) -> Iterator[None]:
+    """Writing an output after the work: an error is one line and exit 2 (what was printed
+    before it stays)."""
+    try:
+        yield
+    except OSError as error:
+        raise UsageError(unwritable(option, path, error)) from None

@@ -6,10 +6,11 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from snaptree.model.escape import printable
+from snaptree.model.escape import plural, printable
 
 from ..errors import UsageError
-from .common import EXIT_FAILED, EXIT_OK, check_writable, names, one_profile, positive
+from ..outputs import write_output, write_outputs
+from .common import EXIT_FAILED, EXIT_OK, check_writable, names, one_profile, output, positive
 from .graphviz import svg
 
 if TYPE_CHECKING:  # imported when a command runs: networkx is slow to load for the other commands
@@ -51,7 +52,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     print(report_text(result))
     if args.graph:
-        write_graph(result, args.graph)
+        with output("--graph", args.graph):
+            write_graph(result, args.graph)
         print(printable(f"graph: {args.graph}"))
     return EXIT_FAILED if result.violations else EXIT_OK
 
@@ -76,15 +78,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     print(table_text(result))
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        for d in result.groups.values():
-            path = os.path.join(args.out, witness_name(result, d))
-            with open(path, "wb") as out:
-                out.write(witness_xml(result, d))
-        print(printable(f"{len(result.groups)} witnesses in {args.out}: snaptree compare FILE --profiles {first},{second}"))
+        with output("--out", args.out):
+            os.makedirs(args.out, exist_ok=True)
+            # predictable names, in a folder that may be shared: none written when one is a link
+            write_outputs({os.path.join(args.out, witness_name(result, d)): witness_xml(result, d)
+                           for d in result.groups.values()})
+        print(printable(f"{plural(len(result.groups), 'witness', 'witnesses')} in {args.out}: "
+                        f"snaptree compare FILE --profiles {first},{second}"))
     if args.html:
         page = html_report(result, svg)
-        with open(args.html, "w", encoding="utf-8") as out:
-            out.write(page)
+        with output("--html", args.html):
+            write_output(args.html, page.encode())
         print(printable(f"report: {args.html}"))
     return EXIT_OK

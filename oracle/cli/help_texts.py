@@ -46,13 +46,19 @@ current snapshot, power state, memory images, and the blocks every snapshot read
 divergence is shrunk to a minimal history and written as a scenario file that replays.
 Failures found once are tried first next time (Hypothesis' example database, --database).
 
-exit status: 0 conforms, 1 diverges (the scenario path is printed), 2 set-up error (the machine under
-the driver failed: a full disk, a disk size qcow2 cannot hold) or bad input, 130 SIGINT, 143 SIGTERM""",
+Sizes have limits (--steps 200, --blocks 4096, --examples x --steps 200,000 per shard, --workers
+twice the CPUs; README, "Limits"); the progress line estimates the time left.  A signal prints
+what ran so far, then one line.
+
+exit status: 0 conforms, 1 diverges (the scenario path is printed), 3 driver error (the driver's own code
+raised, or observed in the wrong shape), 2 set-up error (the machine under
+the driver failed: a full disk, a disk size qcow2 cannot hold), bad input, or the example database lost
+during the run (after the report and the counterexample), 130 SIGINT, 143 SIGTERM""",
     "replay": """examples:
   snaptree replay snaptree-out/counterexample-qemu-img-qemu-img-20261126-101500.xml --driver qemu-img
   snaptree replay scenarios/seed-delete-leaf.xml --driver model --profile esx
 
-exit status: 0 the driver and the model agree on every step, 1 they part ways, 2 set-up error or bad
+exit status: 0 the driver and the model agree on every step, 1 they part ways, 3 driver error, 2 set-up error or bad
 input, 130 SIGINT, 143 SIGTERM""",
     "dumpxml": """examples:
   snaptree dumpxml scenarios/seed-delete-leaf.xml B
@@ -69,6 +75,9 @@ Histories are drawn from a finite alphabet: writes of each value to each block, 
 profile's power operations, creates of each name, reverts and deletes of each name (with
 each single flag the system accepts, --flags common), delete-all.  Equal states are explored
 once.  The four properties of the model are checked on every transition.
+
+At most 1,000 operations in the alphabet, 1,000,000 transitions and 300,000 states (README, "Limits"):
+over them, one line and exit 2 naming the depth that fits (over the transitions, before it starts).
 
 exit status: 0 no property is violated, 1 one is (the shortest history is printed), 2 bad input""",
     "diff": """examples:

@@ -4,10 +4,11 @@ errors, signals, a closed or full stdout)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
+import importlib.metadata
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from snaptree.model.escape import printable
@@ -15,8 +16,9 @@ from snaptree.model.scenario import ScenarioError
 
 from .. import lifetime
 from ..driver import DriverUnavailable, EnvironmentFailure
-from ..errors import UsageError
+from ..errors import UsageError, hide_secrets
 from ..scenario_format import SEED_EXAMPLE
+from . import streams
 from .catalog_commands import cmd_drivers, cmd_findings
 from .check_commands import cmd_check, cmd_replay
 from .common import EXIT_BAD_INPUT, EXIT_OK, OUTPUT_FULL, Parser, positive, uri
@@ -31,6 +33,16 @@ def vsphere_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true", help="vsphere: do not verify the host's certificate")
 
 
+def snaptree_version() -> str:
+    """The installed package's version, as pip reports it; run from a checkout that is only on the
+    path (the backports chroot), the version its pyproject.toml names."""
+    try:
+        return importlib.metadata.version("snaptree")
+    except importlib.metadata.PackageNotFoundError:
+        with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="snaptree",
@@ -39,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `snaptree compare`: the seed's 'delete B' example under every profile.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+    parser.add_argument("--version", action="version", version=f"snaptree {snaptree_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -76,16 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="the profile to check against (default: the driver's first)")
     p.add_argument("--uri", type=uri, help="connection URI, for drivers that take one (libvirt)")
     vsphere_options(p)
-    p.add_argument("--examples", type=positive, default=100, help="random histories (default 100)")
-    p.add_argument("--steps", type=positive, default=20, help="operations per history at most (default 20)")
+    p.add_argument("--examples", type=positive, help="random histories (default 100)")  # None: not given
+    p.add_argument("--steps", type=positive, help="operations per history at most (default 20)")
     p.add_argument("--blocks", type=positive, default=8, help="disk size in blocks (default 8)")
     p.add_argument("--seed", type=int, help="make the run repeatable")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.add_argument("--out", metavar="DIR", default="snaptree-out", help="where counterexamples go")
-    p.add_argument("--database", metavar="DIR|URL", default=".snaptree/examples",
+    p.add_argument("--database", metavar="DIR|URL",
                    help="Hypothesis example database: a directory, redis://HOST:PORT/DB (shared by runners on "
                         "several machines), or 'none' (default .snaptree/examples)")
-    p.add_argument("--workers", type=positive, default=1,
+    p.add_argument("--workers", type=positive,
                    help="run the shards in this many processes at once (default 1)")
     p.add_argument("--shards", type=positive,
                    help="split the examples into this many shards, each with a seed of its own (default: --workers)")
@@ -96,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--plan", choices=["random", "cover"], default="random",
                    help="cover: every transition of the state graph to --depth, instead of random histories")
-    p.add_argument("--depth", type=positive, default=3, help="with --plan cover: the graph's depth (default 3)")
+    p.add_argument("--depth", type=positive, help="with --plan cover: the graph's depth (default 3)")
 
     p = command("replay", "replay a scenario on a driver and the model, and compare", cmd_replay)
     p.add_argument("file", metavar="FILE")
@@ -108,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("findings", "list the real bugs snaptree has found (scenarios/findings/)", cmd_findings)
     p.add_argument("--replay", action="store_true",
                    help="replay each on its driver here; exit 1 when one seen on these versions no longer diverges, "
-                        "or one diverges on versions it does not list")
+                        "or one diverges on versions it does not list; exit 2 when none could be replayed here")
     p.add_argument("--format", choices=["text", "json"], default="text")
 
     p = command("explore", "explore every history of the model within small bounds", cmd_explore)
@@ -117,14 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     bound_options(p)
     p.add_argument("--flags", choices=["none", "common", "all"], default="common",
                    help="none; common: each single revert and delete flag (default); all: create flags too")
-    p.add_argument("--graph", metavar="FILE", help="write the state graph (.graphml or .dot)")
+    p.add_argument("--graph", metavar="FILE",
+                   help="write the state graph (.graphml or .dot): each node its state, each edge its operation")
 
     p = command("diff", "every way two profiles part ways on the same small histories", cmd_diff)
     p.add_argument("first", metavar="P1")
     p.add_argument("second", metavar="P2")
     p.add_argument("--depth", type=positive, default=5, help="operations per history at most (default 5)")
     p.add_argument("--out", metavar="DIR", help="write each group's shortest history as a scenario file")
-    p.add_argument("--html", metavar="FILE", help="also write the table as one page: steps side by side, trees drawn")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the table as one page: steps side by side with error messages, trees drawn, a legend")
     bound_options(p)
 
     p = command("drivers", "list the drivers and whether their real component is here", cmd_drivers)
@@ -135,14 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _drop_stdout() -> None:
-    """Point stdout at /dev/null once writing to it failed, so that the interpreter's flush at
-    exit does not fail (and print) again."""
-    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture): nothing to flush at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    lifetime.skip_final_collection()
+    with streams.standard_streams():  # a closed, non-Unicode or abandoned stdout (oracle/cli/streams.py)
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args: Any = build_parser().parse_args(argv)
         with lifetime.signals_handled():  # SIGTERM, SIGHUP, SIGINT: unwind, clean up, exit 128 + signal
@@ -150,15 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # a full disk shows here, not at exit
         return code
     except (UsageError, ScenarioError, DriverUnavailable, EnvironmentFailure) as error:
-        print(f"snaptree: {printable(str(error))}", file=sys.stderr)  # one line, whatever it quotes
+        print(f"snaptree: {printable(hide_secrets(str(error)))}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        _drop_stdout()
+    except BrokenPipeError:  # a write that went around sys.stdout: the status is lost with the output
+        streams.drop_stdout()
         return EXIT_OK
     except OSError as error:
         if error.errno not in OUTPUT_FULL:
             raise  # a bug: keep its traceback
-        _drop_stdout()
+        streams.drop_stdout()
         print(f"snaptree: cannot write the output: {error.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except lifetime.Terminated as signalled:

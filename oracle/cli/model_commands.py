@@ -29,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         for path, r in runs:
             print(render.run_text(r, path, verbose_tree=not args.quiet) if not args.quiet or not r.passed
-                  else f"PASS {printable(path)} under {r.profile}: {r.expectations} expectations hold")
+                  else f"PASS {printable(path)} under {r.profile}: {render.expectations_hold(r.expectations, r.expectations)}")
         failed = [path for path, r in runs if not r.passed]
         print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
     return EXIT_OK if all(r.passed for _, r in runs) else EXIT_FAILED

@@ -4,6 +4,8 @@ client library never breaks the rest of snaptree."""
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from ..driver import Driver, DriverUnavailable
 
@@ -25,6 +27,10 @@ def load(spec: str) -> type[Driver]:
     if ":" not in target:
         raise DriverUnavailable(f"unknown driver '{spec}' (known: {', '.join(REGISTRY)}; or give module:Class)")
     module_name, _, class_name = target.partition(":")
+    if not module_name.startswith(".") and os.getcwd() not in sys.path:
+        # as `python -m` would: a third party's module:Class is found from the current directory
+        # too (after the installed packages, which it cannot shadow), or from PYTHONPATH
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name, package=__name__)
     except ImportError as error:

@@ -197,7 +197,10 @@ class Qcow2ChainDriver(OfflineQemu, Driver):
             return Result.error("invalid-argument", "takeSnapshot needs a name")
         self.tick += 1
         sid = str(self.tick)
-        name = f"unnamed-{sid}" if op.name is None else op.name
+        # vSphere's CreateSnapshot_Task needs a name and has no default: a client with none sends
+        # "" (the vsphere driver does), so unnamed snapshots share the name "" and a lookup of ""
+        # finds the first in pre-order [semantics.md §2.1, §2.8]
+        name = "" if op.name is None else op.name
         os.rename(self.file(None), self.file(sid))  # the active overlay, frozen
         self.snaps[sid] = Entry(name, (self.tick,))
         create_image(self.file(None), self.blocks, backing=self.file(sid))

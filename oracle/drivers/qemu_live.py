@@ -65,7 +65,7 @@ from .qemu_common import (
 )
 from .qemu_process import ExecuteError, Qemu, QEMUMonitorProtocol, QemuStartFailed, failure, hmp_quote
 
-# xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5 Observing memory]
+# xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5.8]
 BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
 BOOT_DISK_SIZE = 1 << 20  # SeaBIOS cannot read a 512-byte disk (0 cylinders); 1 MiB boots
 WRAP = 1 << 32

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 from snaptree.model import ops
 
 from ..driver import Driver, DriverUnavailable, Result
+from ..errors import hide_secrets
 from . import vcsim
 
 try:
@@ -201,7 +202,7 @@ class VsphereDriver(Driver):
         if self.url:
             parts = urlparse(self.url)
             if parts.scheme != "https" or not parts.hostname:
-                raise DriverUnavailable(f"--url '{self.url}' is not https://USER:PASS@HOST/sdk")
+                raise DriverUnavailable(f"--url '{hide_secrets(self.url)}' is not https://USER:PASS@HOST/sdk")
             if not self.vm_name:
                 raise DriverUnavailable("--url needs --vm NAME: the VM whose snapshots are checked")
             self.target = (parts.hostname, parts.port or 443, unquote(parts.username or ""),

@@ -3,7 +3,7 @@
 // accepts). "vcsim DIR" keeps the datastore under DIR (else under TMPDIR). It stops when stdin
 // closes (its parent died, even by SIGKILL) or on SIGINT/SIGTERM, and then removes DIR.
 //
-// Two mends make libvirt's ESX driver able to talk to it (semantics.md §2):
+// Two mends make libvirt's ESX driver able to talk to it (semantics.md §2.11):
 //   - vcsim leaves xsi:type out on the items of array-valued properties, which real ESX sends
 //     and libvirt needs ("AnyType is missing 'type' property"): it is added to every item;
 //   - vcsim's VMs have empty .vmx files, which libvirt cannot parse: an empty one is served as

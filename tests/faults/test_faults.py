@@ -165,12 +165,18 @@ def test_full_disk_is_a_setup_error(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", WITH_DISK)
 def test_disk_qcow2_cannot_hold_is_a_setup_error(name: str, tmp_path: Path) -> None:
+    """check refuses --blocks over 4,096 itself (README, "Limits"); a scenario's disk reaches the driver."""
     require(name)
-    run = Check(name, tmp_path, tmp_path / "out", examples=2, extra=("--blocks", str(2 ** 50)))
-    status, out, err = run.finish()
-    assert status == 2, out + err
-    assert "cannot make a qcow2 disk of 1125899906842624 blocks" in one_line(err)
-    assert run.leftovers() == []
+    scenario = tmp_path / "huge.xml"
+    scenario.write_text(f'<scenario profile="{PROFILES[name]}" blocks="{2 ** 50}"><write block="0" value="a"/></scenario>')
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    driver = CHECKS[name][:2] + (("--profile", PROFILES[name]) if name == "libvirt-qemu" else ())
+    done = subprocess.run([str(SNAPTREE), "replay", str(scenario), *driver], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, TMPDIR=str(tmpdir)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot make a qcow2 disk of 1125899906842624 blocks" in one_line(done.stderr)
+    assert list(tmpdir.iterdir()) == []
 
 
 FAR_WRITES = """<?xml version="1.0" encoding="UTF-8"?>
@@ -243,9 +249,11 @@ def test_libvirt_qemu_under_a_deep_tmpdir(tmp_path: Path) -> None:
 
 def test_embed_root_too_deep_for_sockets_is_one_line(tmp_path: Path) -> None:
     require("libvirt-qemu")
-    deep = tmp_path / ("d" * 80)
-    done = subprocess.run([str(SNAPTREE), "check", "--driver", "libvirt", "--uri", f"qemu:///embed?root={deep}",
-                           "--examples", "1", "--database", "none"], capture_output=True, text=True, timeout=120)
+    with tempfile.TemporaryDirectory(dir="/tmp") as reachable:  # tmp_path is under a 0700 folder nobody cannot enter
+        os.chmod(reachable, 0o755)
+        deep = Path(reachable) / ("d" * 80)
+        done = subprocess.run([str(SNAPTREE), "check", "--driver", "libvirt", "--uri", f"qemu:///embed?root={deep}",
+                               "--examples", "1", "--database", "none"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "too deep for a unix socket's path" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ import pytest
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
 from snaptree.model.analysis.explore import Bounds, alphabet, canonical_key, explore, state_graph
+from snaptree.model.escape import plural
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.qemu_live import LiveQemu, QemuHmp
 from snaptree.model.profiles.vbox import VBox
@@ -183,7 +184,7 @@ def test_every_diff_witness_replays_under_both_profiles(first: str, second: str,
     assert main(["diff", first, second, "--depth", "5", "--out", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     files = sorted(tmp_path.glob("*.xml"))
-    assert files and f"{len(files)} witnesses" in table
+    assert files and f"{plural(len(files), 'witness', 'witnesses')} in" in table
     for path in files:
         assert main(["run", str(path), "--profile", f"{first},{second}", "-q"]) == 0, path.read_text()
         if "-outcome-" in path.name or "-power-" in path.name:

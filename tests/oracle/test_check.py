@@ -97,7 +97,7 @@ def test_compare_reports_views_of_every_snapshot() -> None:
     driver = json.loads(json.dumps(model))
     driver["views"]["snapshots"]["1"] = {"0": "b"}
     diffs = state_differences(model, driver, frozenset({"views"}), Correspondence())
-    assert [str(d) for d in diffs] == ["view of A (id 1), block 0: model 'a', driver 'b'"]
+    assert [str(d) for d in diffs] == ["view of A, block 0: model a, driver b"]
     assert state_differences(model, driver, frozenset({"tree", "current"}), Correspondence()) == []
 
 

@@ -1,4 +1,4 @@
-"""Targeted tests of each profile's rules against the rows of /work/shared/semantics.md.
+"""Targeted tests of each profile's rules against the rows of scenarios/semantics.md.
 
 Every test's docstring cites the row it checks (section and operation).  Messages are compared
 exactly where the sheet quotes the vendor's text.

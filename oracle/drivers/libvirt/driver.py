@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -103,6 +102,9 @@ class LibvirtDriver(Driver):
                 raise DriverUnavailable(f"URI '{uri}' names no embed root: qemu:///embed?root=DIR")
             # the embed root is the example's own directory, under DIR when the URI gives one
             self.base = parse_qs(urlparse(uri).query)["root"][0] if uri else None
+            problem = embedded.base_problem(self.base) if self.base else None
+            if problem:  # before any example, not as the first example's "driver error"
+                raise DriverUnavailable(f"URI '{uri}': the embed root {self.base}: {problem}")
             self.observes = frozenset({"names", "tree", "current", "power", "state", "memory",  # type: ignore[misc]
                                        "views", "description"})
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
@@ -166,8 +168,7 @@ class LibvirtDriver(Driver):
                                         "<os><type>hvm</type></os></domain>")
             return
         if self.base is not None:  # nobody must be able to reach it: e.g. under /tmp, not /root
-            with lifetime.machine_failures():
-                os.makedirs(self.base, exist_ok=True)
+            embedded.make_base(self.base)
         self.space = lifetime.workspace("libvirt", room=SOCKET_ROOM, base=self.base)
         workdir = self.space.path
         try:

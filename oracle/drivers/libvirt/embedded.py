@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import lifetime
+from ...driver import EnvironmentFailure
 from .session import LibvirtFailure, Session, libvirt
 
 CALL_TIMEOUT = 120.0  # seconds for one call into the embedded QEMU driver
@@ -53,6 +54,40 @@ def kill_qemu(root: Path) -> None:
             os.kill(pid, signal.SIGKILL)
     except (ValueError, OSError):
         pass
+
+
+def base_problem(base: str) -> str | None:
+    """Why the examples' roots cannot go under ``base`` (the URI's root=), or None: it must be a
+    directory, or one that can be made, and nobody, whom the helper runs as, must be able to
+    enter it and every folder above it."""
+    folder = Path(base)
+    try:
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{folder} is not a directory"
+        for place in (folder, *folder.parents):
+            found = place.stat()
+            mode = found.st_mode
+            if not (mode & 0o001 or (found.st_uid == NOBODY and mode & 0o100) or (found.st_gid == NOBODY and mode & 0o010)):
+                return (f"{place} (mode {mode & 0o7777:04o}) does not let nobody enter it, and libvirt runs as nobody "
+                        "here: choose a directory every user can enter, e.g. under /tmp")
+    except OSError as error:  # a name too long, a loop of links
+        return f"{error.strerror or error}"
+    return None
+
+
+def make_base(base: str) -> None:
+    """Make ``base``, with its parents, for the examples' roots; EnvironmentFailure when it cannot
+    be made or nobody cannot enter it (a umask of 077 makes it 0700)."""
+    try:
+        with lifetime.machine_failures():
+            os.makedirs(base, exist_ok=True)
+    except OSError as error:
+        raise EnvironmentFailure(f"the embed root {base}: {error.strerror or error}") from None
+    problem = base_problem(base)
+    if problem:
+        raise EnvironmentFailure(f"the embed root {base}: {problem}")
 
 
 def prepare_root(workdir: Path, disk: Path, capabilities: dict[str, bytes]) -> None:
