@@ -63,6 +63,8 @@ class Correspondence:
         if auto_named and driver_name is not None and driver_name != model_name:
             self.names[model_name] = driver_name
             self.chosen[model_id] = driver_name
+        else:  # ids are reused (qemu's): what the system chose for a deleted snapshot is not this one's name
+            self.chosen.pop(model_id, None)
 
     def driver_id(self, model_id: str) -> str:
         return self.ids.get(model_id, model_id)

@@ -298,3 +298,13 @@ def test_a_divergence_pickles_with_its_history(outcome_divergence: Divergence, m
     assert_same_after_pickling(outcome_divergence)
     assert mutant_check.divergence is not None and mutant_check.divergence.driver_state is not None
     assert_same_after_pickling(mutant_check.divergence)
+
+
+def test_a_reused_id_does_not_inherit_the_name_the_system_chose_for_a_deleted_snapshot() -> None:
+    """qemu reuses ids: an unnamed snapshot (named by HMP after the clock) deleted, then C takes
+    its id; C must be expected under its own name (seen on qemu-hmp, seed 1)."""
+    match = Correspondence()
+    match.created("1", "vm-20100330201402", "1", "vm-20261207155051", auto_named=True)
+    assert match.driver_name("vm-20100330201402", "1") == "vm-20261207155051"
+    match.created("1", "C", "1", "C", auto_named=False)
+    assert match.driver_name("C", "1") == "C"
