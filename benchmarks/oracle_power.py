@@ -34,7 +34,8 @@ from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.mutants
 
 from snaptree.model import PROFILES, get_profile, ops  # noqa: E402
-from snaptree.oracle.check import Progress, check  # noqa: E402
+from snaptree.oracle import CheckConfig, run_check  # noqa: E402
+from snaptree.oracle.checker.progress import Progress  # noqa: E402
 from snaptree.oracle.driver import Driver  # noqa: E402
 from snaptree.oracle.drivers.model import ModelDriver  # noqa: E402
 from snaptree.oracle.generate import AWKWARD_NAMES, PLAIN_NAMES, POWER_TAGS  # noqa: E402
@@ -121,8 +122,8 @@ def baseline_check(driver_class: type[Driver], profile: str, seed: int, shrink: 
 
 
 def ours(driver_class: type[Driver], profile: str, seed: int) -> dict[str, Any]:
-    r = check(driver_class, profile, examples=EXAMPLES, steps=STEPS, blocks=BLOCKS, seed=seed, database=None,
-              out="/nonexistent-unused", progress=None)
+    r = run_check(CheckConfig(driver=driver_class, profile=profile, examples=EXAMPLES, steps=STEPS, blocks=BLOCKS,
+                              seed=seed, database=None, out="/nonexistent-unused"), progress=None)
     return {"stats": r.stats, "caught": not r.conforms, "first": r.stats.first_divergence, "to_shrunk": r.stats.to_shrunk,
             "steps": None if r.divergence is None else len(r.divergence.history), "result": r}
 

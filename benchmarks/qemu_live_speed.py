@@ -23,7 +23,7 @@ from qemu.qmp import ExecuteError
 from qemu.qmp.message import Message
 from qemu.qmp.models import ErrorResponse
 
-from snaptree.oracle.check import check
+from snaptree.oracle import CheckConfig, run_check
 from snaptree.oracle.drivers.qemu_common import snapshot_table
 from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, QemuQmpDriver
 from snaptree.oracle.drivers.qemu_process import QMP_TIMEOUT, Qemu
@@ -69,8 +69,8 @@ class NaiveQmp(QemuQmpDriver):
 
 
 def rate(driver: type[LiveQemuDriver], examples: int, seed: int) -> tuple[float, int, float]:
-    result = check(driver, driver.profiles[0], examples=examples, steps=20, seed=seed, database=None,
-                   out="snaptree-out", progress=None)
+    result = run_check(CheckConfig(driver=driver, profile=driver.profiles[0], examples=examples, steps=20, seed=seed,
+                                   database=None, out="snaptree-out"), progress=None)
     if not result.conforms:
         raise SystemExit(f"{driver.__name__} diverged: {result.divergence}")
     stats = result.stats

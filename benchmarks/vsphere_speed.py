@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from snaptree.oracle.check import check
+from snaptree.oracle import CheckConfig, run_check
 from snaptree.oracle.drivers.vsphere import VsphereDriver
 
 STEPS_PER_SECOND, RATIO = 200.0, 3.0
@@ -32,8 +32,8 @@ class NaiveVsphere(VsphereDriver):
 
 def rate(driver: type[VsphereDriver], examples: int, seed: int) -> tuple[float, int]:
     started = time.perf_counter()
-    result = check(driver, "vcsim", examples=examples, steps=20, seed=seed, database=None, progress=None,
-                   out="snaptree-out")
+    result = run_check(CheckConfig(driver=driver, profile="vcsim", examples=examples, steps=20, seed=seed, database=None,
+                                   out="snaptree-out"), progress=None)
     seconds = time.perf_counter() - started
     if result.divergence is not None:
         sys.exit(f"{driver.__name__} diverged: {result.divergence}")
