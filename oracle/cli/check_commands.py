@@ -184,11 +184,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         steps = ("all " if result.steps > 1 else "") + plural(result.steps, "step")
         print(f"SAME: driver {resolved.name} and profile {resolved.profile} agree on {steps} of {printable(args.file)}")
         return EXIT_OK
-    if isinstance(result.divergence, DriverError):
-        print(f"DRIVER ERROR: driver {resolved.name} failed in its own code on {printable(args.file)}: "
-              f"{printable(result.divergence.summary())}")
-        print(divergence_report(result.divergence, resolved.name))
-        return EXIT_DRIVER_ERROR
-    print(f"DIVERGES: driver {resolved.name} and profile {resolved.profile} on {printable(args.file)}")
+    driver_error = isinstance(result.divergence, DriverError)
+    print(f"DRIVER ERROR: driver {resolved.name} failed in its own code on {printable(args.file)}: "
+          f"{printable(result.divergence.summary())}" if isinstance(result.divergence, DriverError)
+          else f"DIVERGES: driver {resolved.name} and profile {resolved.profile} on {printable(args.file)}")
     print(divergence_report(result.divergence, resolved.name))
-    return EXIT_FAILED
+    return EXIT_DRIVER_ERROR if driver_error else EXIT_FAILED
