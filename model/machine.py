@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .disks import DEFAULT_LAYOUT, Disk
 from .errors import ModelError
 
 if TYPE_CHECKING:
@@ -55,16 +56,22 @@ class Snapshot:
     name: str
     id: str
     parent: Snapshot | None
-    delta: dict[int, str]  # blocks written between the parent's point in time and this one
+    delta: dict[int, str]  # addresses written between the parent's point in time and this one
     memory: str | None  # memory image token; None for a disk-only snapshot
     state: str  # power state recorded at creation
     description: str = ""
     order: int = 0  # creation order, for listings and qcow2's table order
     created: int = 0  # logical clock at creation
     children: list[Snapshot] = field(default_factory=list)
+    modes: tuple[str, ...] = ("internal",)  # per disk, what the snapshot did with it (disks.SNAPSHOT_MODES)
+    memory_file: str | None = None  # where an external memory image went; None: internal, or none
 
     def __repr__(self) -> str:
         return f"<Snapshot {self.name!r} id={self.id}>"
+
+    def left_out(self) -> tuple[int, ...]:
+        """The indexes of the disks this snapshot did not record (mode "no")."""
+        return () if "no" not in self.modes else tuple(i for i, mode in enumerate(self.modes) if mode == "no")
 
     def ancestors(self) -> Iterator[Snapshot]:
         node = self.parent
@@ -74,14 +81,17 @@ class Snapshot:
 
 
 class Machine:
-    """One VM and its disk, under one profile's rules.  ``apply`` is the only entry point that
-    enforces rules; everything else is mechanics or observation."""
+    """One VM and its disks, under one profile's rules.  ``perform`` is the only entry point
+    that enforces rules; everything else is mechanics or observation.  Overlays map addresses
+    (block ``b`` of disk ``i`` is ``i * blocks + b``, :mod:`~snaptree.model.disks`) to values."""
 
-    def __init__(self, profile: Profile, blocks: int = 16):
+    def __init__(self, profile: Profile, blocks: int = 16, disks: tuple[Disk, ...] = DEFAULT_LAYOUT):
         if blocks < 1:
             raise ValueError("a disk has at least one block")
         self.profile = profile
-        self.blocks = blocks
+        self.blocks = blocks  # per disk
+        self.disks = disks
+        self.disk_index = {disk.name: index for index, disk in enumerate(disks)}
         self.roots: list[Snapshot] = []
         self.snapshots: dict[str, Snapshot] = {}  # by id, in creation order
         self.by_name: dict[str, list[Snapshot]] = {}  # in creation order
@@ -158,6 +168,21 @@ class Machine:
         order.reverse()
         return order
 
+    # -- disks -----------------------------------------------------------------------------
+
+    def address(self, disk: str | None, block: int) -> int:
+        """Where block ``block`` of disk ``disk`` (None: the first) lives in the overlays."""
+        return block if disk is None else self.disk_index[disk] * self.blocks + block
+
+    def addresses(self, index: int) -> range:
+        """Every address of the disk at ``index``."""
+        return range(index * self.blocks, (index + 1) * self.blocks)
+
+    def on_disks(self, layer: dict[int, str], indexes: tuple[int, ...]) -> dict[int, str]:
+        """The part of an overlay that lies on these disks."""
+        blocks = self.blocks
+        return {a: v for a, v in layer.items() if a // blocks in indexes}
+
     # -- reading points in time ----------------------------------------------------------
 
     def read(self, snapshot: Snapshot | None, block: int) -> str:
@@ -185,7 +210,10 @@ class Machine:
         for layer in layers:
             for block, value in layer.items():
                 seen.setdefault(block, value)
-        return {block: value for block, value in sorted(seen.items()) if value != EMPTY}
+        left_out = () if snapshot is None else snapshot.left_out()
+        blocks = self.blocks
+        return {block: value for block, value in sorted(seen.items())
+                if value != EMPTY and not (left_out and block // blocks in left_out)}
 
     def views(self) -> dict[str, dict[int, str]]:
         """Every snapshot's :meth:`view`, by id in creation order.  Each is built from its
@@ -194,13 +222,15 @@ class Machine:
         for node in self.preorder():
             inherited = reads[node.parent.id] if node.parent is not None else {}
             reads[node.id] = {**inherited, **node.delta}
-        return {sid: {block: value for block, value in sorted(reads[sid].items()) if value != EMPTY}
-                for sid in self.snapshots}
+        blocks = self.blocks
+        return {sid: {block: value for block, value in sorted(reads[sid].items())
+                      if value != EMPTY and not (left_out and block // blocks in left_out)}
+                for sid, left_out in ((sid, s.left_out()) for sid, s in self.snapshots.items())}
 
     # -- mechanics -------------------------------------------------------------------------
 
-    def write(self, block: int, value: str) -> None:
-        self.overlay[block] = value
+    def write(self, address: int, value: str) -> None:
+        self.overlay[address] = value
 
     def new_memory_image(self) -> str:
         self.images += 1
@@ -230,26 +260,56 @@ class Machine:
         else:
             self.power, self.ram, self.ram_ran = power, image, power == "running"
 
-    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "",
+             modes: tuple[str, ...] | None = None, memory_file: str | None = None) -> Snapshot:
         """Freeze the running state's overlay as a new snapshot, child of ``current``, and
-        make it current; the running state continues in a fresh overlay on top of it."""
+        make it current; the running state continues in a fresh overlay on top of it.  The
+        writes to disks the snapshot leaves out (``modes``, per disk) stay in the running state."""
         image = self.capture_memory() if memory else None
         self.serial += 1
+        modes = modes or ("internal",) * len(self.disks)
+        delta, self.overlay = self.overlay, {}
+        if "no" in modes:
+            left_out = tuple(i for i, mode in enumerate(modes) if mode == "no")
+            self.overlay = self.on_disks(delta, left_out)
+            for address in self.overlay:
+                del delta[address]
         node = Snapshot(
-            name=name, id=snapshot_id, parent=self.current, delta=self.overlay, memory=image,
+            name=name, id=snapshot_id, parent=self.current, delta=delta, memory=image,
             state=state, description=description, order=self.serial, created=self.clock,
+            modes=modes, memory_file=memory_file,
         )
         (self.current.children if self.current is not None else self.roots).append(node)
         self.snapshots[snapshot_id] = node
         self.by_name.setdefault(name, []).append(node)
         self.current = node
-        self.overlay = {}
         return node
 
-    def restore(self, node: Snapshot) -> None:
-        """Throw away the running state's unsaved writes and base it on ``node``."""
+    def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
+        """Throw away the running state's unsaved writes and base it on ``node``.  The disks
+        ``node`` left out (or those in ``keep``) keep what they read: a revert does not touch them."""
+        keep = node.left_out() if keep is None else keep
+        kept = self.running_content(keep) if keep else {}
         self.current = node
         self.overlay = {}
+        if kept:
+            for address in self.on_disks(self.view_unfiltered(node), keep):
+                self.overlay[address] = EMPTY  # read through to nothing: the kept disk never held it
+            self.overlay.update(kept)
+
+    def running_content(self, indexes: tuple[int, ...]) -> dict[int, str]:
+        """What the running state reads on these disks, every non-empty address."""
+        return self.on_disks(self.view(None), indexes)
+
+    def view_unfiltered(self, snapshot: Snapshot) -> dict[int, str]:
+        """What a snapshot's chain reads on every disk, also on those it left out."""
+        seen: dict[int, str] = {}
+        node: Snapshot | None = snapshot
+        while node is not None:
+            for address, value in node.delta.items():
+                seen.setdefault(address, value)
+            node = node.parent
+        return {address: value for address, value in seen.items() if value != EMPTY}
 
     def remove(self, node: Snapshot, children_last: bool = False) -> None:
         """Remove one snapshot, merging its delta into each child (and into the running state
@@ -319,13 +379,14 @@ class Machine:
         """Everything that makes up the state, as comparable values (for tests)."""
         nodes = tuple(
             (s.id, s.name, s.parent.id if s.parent else None, tuple(c.id for c in s.children),
-             tuple(sorted(s.delta.items())), s.memory, s.state, s.description, s.order, s.created)
+             tuple(sorted(s.delta.items())), s.memory, s.state, s.description, s.order, s.created,
+             s.modes, s.memory_file)
             for s in self.snapshots.values()
         )
         return (
             nodes, tuple(r.id for r in self.roots), self.current.id if self.current else None,
             tuple(sorted(self.overlay.items())), self.power, self.ram, self.ram_ran, self.clock,
-            self.serial, self.images, self.id_counter, self.profile_state_key(),
+            self.serial, self.images, self.id_counter, self.profile_state_key(), self.disks,
         )
 
 

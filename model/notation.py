@@ -5,7 +5,12 @@
 
 Arrows point from child to parent; the numbers name the overlays (copy-on-write deltas);
 ``base`` is the empty disk and ``current`` the running state.  Where names repeat, a name is
-followed by ``#id``; an empty name is ``""``.
+followed by ``#id``; an empty name is ``""``.  A VM of several disks (or another layout than one
+qcow2 disk) adds one line per disk: the overlays that hold its blocks, and the snapshots that
+left it out::
+
+    disk vda: overlays 1 2
+    disk vdb (raw): overlays 2; left out of A
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import networkx as nx
 
+from .disks import DEFAULT_LAYOUT
 from .escape import printable, shown, snapshot_labels
 from .machine import Machine, Snapshot
 
@@ -50,17 +56,48 @@ def graph(m: Machine) -> nx.DiGraph:
         number += 1
         if isinstance(node, tuple):
             g.add_node(CURRENT, kind="current", label="current")
-            g.add_edge(CURRENT, parent, overlay=number, blocks=len(m.overlay))
+            g.add_edge(CURRENT, parent, overlay=number, blocks=len(m.overlay), disks=_per_disk(m, m.overlay))
             continue
-        g.add_node(node.id, kind="snapshot", label=name[node.id], memory=node.memory is not None, state=node.state)
-        g.add_edge(node.id, parent, overlay=number, blocks=len(node.delta))
+        g.add_node(node.id, kind="snapshot", label=name[node.id], memory=node.memory is not None, state=node.state,
+                   left_out=[m.disks[i].name for i in node.left_out()])
+        g.add_edge(node.id, parent, overlay=number, blocks=len(node.delta), disks=_per_disk(m, node.delta))
         stack.extend((kid, node.id) for kid in reversed(_resting_on(m, node)))
     return g
 
 
+def _per_disk(m: Machine, layer: dict[int, str]) -> tuple[int, ...]:
+    """How many blocks of each disk an overlay holds."""
+    counts = [0] * len(m.disks)
+    for address in layer:
+        counts[address // m.blocks] += 1
+    return tuple(counts)
+
+
+def disk_lines(m: Machine, short_ids: bool = False) -> list[str]:
+    """One line per disk (none for one plain qcow2 disk): the overlays holding its blocks, in
+    the numbering of :func:`text`, and the snapshots that left it out."""
+    if m.disks == DEFAULT_LAYOUT:
+        return []
+    g = graph(m)
+    lines = []
+    for index, disk in enumerate(m.disks):
+        overlays = sorted(data["overlay"] for _, _, data in g.edges(data=True) if data["disks"][index])
+        left_out = [g.nodes[n]["label"] for n in g.nodes if g.nodes[n].get("left_out") and disk.name in g.nodes[n]["left_out"]]
+        line = f"disk {disk.describe()}: " + ("overlays " + " ".join(map(str, overlays)) if overlays else "empty")
+        if left_out:
+            line += "; left out of " + ", ".join(left_out)
+        lines.append(printable(line))
+    return lines
+
+
 def text(m: Machine, short_ids: bool = False) -> str:
-    """The seed's notation; a profile without a tree shows its flat table instead (``short_ids``:
-    as a drawing shows them)."""
+    """The seed's notation, and a line per disk; a profile without a tree shows its flat
+    table instead (``short_ids``: as a drawing shows them)."""
+    drawn = _tree_text(m, short_ids)
+    return "\n".join([drawn, *disk_lines(m, short_ids)])
+
+
+def _tree_text(m: Machine, short_ids: bool) -> str:
     if not m.profile.tree:
         table = "  ".join(printable(f"{s.id}:{shown(s.name)}") for s in m.snapshots.values()) or "(no snapshots)"
         return f"table: {table}\nbase ... <-- current"
@@ -122,15 +159,21 @@ def dot(m: Machine) -> str:
     g = graph(m)
     out = ["digraph snapshots {", "  rankdir=RL;", '  node [shape=box, style=rounded, fontname="monospace"];']
     key = {node: f"n{i}" for i, node in enumerate(g.nodes)}
+    several = len(m.disks) > 1
     for node, data in g.nodes(data=True):
         attrs = {"label": _label(g, node)}
+        if data.get("left_out"):  # the disks this snapshot did not record
+            attrs["label"] += " (without " + ", ".join(data["left_out"]) + ")"
         if data["kind"] != "snapshot":
             attrs["shape"] = "plaintext"
         elif data["memory"]:
             attrs["peripheries"] = "2"  # a double frame: the snapshot owns a memory image
         out.append(f"  {key[node]} [{_attrs(attrs)}];")
     for child, parent, data in g.edges(data=True):
-        out.append(f"  {key[child]} -> {key[parent]} [{_attrs({'label': str(data['overlay'])})}];")
+        label = str(data["overlay"])
+        if several:  # which disks the overlay holds blocks of
+            label += " " + " ".join(disk.name for disk, count in zip(m.disks, data["disks"]) if count)
+        out.append(f"  {key[child]} -> {key[parent]} [{_attrs({'label': label.strip()})}];")
     out.append("}")
     return "\n".join(out) + "\n"
 

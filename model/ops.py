@@ -16,6 +16,7 @@ from .escape import printable, shown
 class Write:
     block: int
     value: str
+    disk: str | None = None  # None: the VM's first disk
     tag = "write"
 
 
@@ -52,6 +53,9 @@ class CreateSnapshot:
     memory: bool | None = None  # None: the profile's default for the power state
     description: str = ""
     flags: tuple[str, ...] = ()
+    # per disk, what to do with it (("vdb", "no"), ...); a disk not named takes its default
+    disks: tuple[tuple[str, str], ...] = ()
+    memory_file: str | None = None  # the memory image goes to this file (libvirt's external memory)
     tag = "snapshot"
 
 
@@ -87,11 +91,15 @@ def describe(op: Operation) -> str:
     ``revert ""``, ``write 0=a`` (names and values as :func:`~snaptree.model.escape.shown` shows
     them, escaped as :func:`~snaptree.model.escape.printable` does)."""
     if isinstance(op, Write):
-        return printable(f"write {op.block}={shown(op.value)}")
+        where = f"{op.disk}:{op.block}" if op.disk is not None else str(op.block)
+        return printable(f"write {where}={shown(op.value)}")
     if isinstance(op, CreateSnapshot):
         words = ["snapshot", shown(op.name) if op.name is not None else "(unnamed)"]
-        if op.memory is not None:
+        if op.memory_file is not None:
+            words.append(f"memory={shown(op.memory_file)}")
+        elif op.memory is not None:
             words.append("memory" if op.memory else "disk-only")
+        words += [f"{disk}:{mode}" for disk, mode in op.disks]
     elif isinstance(op, (Revert, Delete)):
         # an id is what the profile looks up when both are given
         target = f"id={op.id}" if op.id is not None else shown(op.ref) if op.ref is not None else "(current)"

@@ -56,7 +56,7 @@ def run(scenario: Scenario, profile: str | None = None, trees: bool = False) -> 
     from .notation import text
 
     name = profile or scenario.profile
-    m = Machine(get_profile(name), scenario.blocks)
+    m = Machine(get_profile(name), scenario.blocks, scenario.disks)
     results = []
     for index, scenario_step in enumerate(scenario.steps, 1):
         outcome = step(m, scenario_step.op) if scenario_step.applies_to(name) else Outcome(True, skipped=True)
@@ -133,10 +133,14 @@ def unmet_expectations(expect: Expect, outcome: Outcome, state: dict[str, Any] |
                 problems.append(problem)
                 continue
             view, where_label = state["views"]["snapshots"][found["id"]], f"snapshot {label(found)}"
+        disk = where.get("disk")
+        first = state["disks"][0]["name"] if "disks" in state else None
+        on = "" if disk is None or disk == first else f"{disk}:"  # how observe() names the block
         for block, value in cells.items():
-            actual = view.get(str(block), "")
+            actual = view.get(f"{on}{block}", "")
             if actual != value:
-                problems.append(f"{where_label} block {block}: expected {shown(value)}, reads {shown(actual)}")
+                where_block = f"{disk} block" if disk is not None else "block"
+                problems.append(f"{where_label} {where_block} {block}: expected {shown(value)}, reads {shown(actual)}")
     return problems
 
 
@@ -149,6 +153,10 @@ def snapshot_attribute(snapshot: dict[str, Any], key: str, by_id: dict[str, dict
         return "yes" if snapshot["memory"] else "no"
     if key == "children":
         return " ".join(sorted(by_id[c]["name"] for c in snapshot["children"]))
+    if key == "disks":  # "vda:internal vdb:no", in the layout's order
+        return " ".join(f"{disk}:{mode}" for disk, mode in snapshot.get("disks", {}).items())
+    if key == "memory-file":
+        return snapshot.get("memory_file") or "none"
     return str(snapshot.get(key))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import ops
+from .disks import DEFAULT_LAYOUT, Disk
 
 DEFAULT_BLOCKS = 16
 # Scenario files may come from anyone: the size bounds what parsing them takes (lxml's tree is
@@ -55,7 +56,8 @@ class ScenarioStep:
 @dataclass
 class Scenario:
     profile: str
-    blocks: int = DEFAULT_BLOCKS
+    blocks: int = DEFAULT_BLOCKS  # per disk
+    disks: tuple[Disk, ...] = DEFAULT_LAYOUT
     title: str = ""
     description: str = ""
     steps: list[ScenarioStep] = field(default_factory=list)

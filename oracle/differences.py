@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from snaptree.model.disks import view_key_order
 from snaptree.model.escape import shown, snapshot_labels
 
 
@@ -147,6 +148,10 @@ def state_differences(model: dict[str, Any], driver: dict[str, Any], observes: f
             diffs.append(Difference(f"{what}: memory image", ms["memory_image"], ds["memory_image"]))
         if "description" in observes and ms["description"] != ds["description"]:
             diffs.append(Difference(f"{what}: description", ms["description"], ds["description"]))
+        if "disks" in observes:
+            for key, words in (("disks", "what it did with each disk"), ("memory_file", "memory file")):
+                if ms.get(key) != ds.get(key):
+                    diffs.append(Difference(f"{what}: {words}", ms.get(key), ds.get(key)))
         if "views" in observes:
             diffs.extend(_views(f"view of {label[sid]}", model["views"]["snapshots"][sid],
                                 driver["views"]["snapshots"][ds["id"]]))
@@ -156,7 +161,7 @@ def state_differences(model: dict[str, Any], driver: dict[str, Any], observes: f
 
 
 def _views(label: str, model: dict[str, str], driver: dict[str, str]) -> list[Difference]:
-    blocks = sorted(model.keys() | driver.keys(), key=int)
+    blocks = sorted(model.keys() | driver.keys(), key=view_key_order)
     return [Difference(f"{label}, block {b}", model.get(b, ""), driver.get(b, ""))
             for b in blocks if model.get(b, "") != driver.get(b, "")]
 

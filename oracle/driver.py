@@ -27,6 +27,7 @@ OBSERVATIONS = frozenset({
     "memory",  # which snapshots own a memory image
     "ram",  # which memory image each snapshot holds and which one the live RAM was loaded from
     "views",  # the blocks each snapshot and the current state read
+    "disks",  # what each snapshot did with each disk, and where its memory file went (several disks)
     "description",
 })
 

@@ -42,7 +42,14 @@ def snapshot_xml(record: dict[str, Any], observation: dict[str, Any] | None = No
         if observation is not None:
             parent = next((s["name"] for s in observation["snapshots"] if s["id"] == parent), parent)
         etree.SubElement(etree.SubElement(root, "parent"), "name").text = parent
-    etree.SubElement(root, "memory", snapshot="internal" if record["memory"] else "no")
+    if record.get("memory_file"):
+        etree.SubElement(root, "memory", snapshot="external", file=record["memory_file"])
+    else:
+        etree.SubElement(root, "memory", snapshot="internal" if record["memory"] else "no")
+    if "disks" in record:  # a VM of several disks: what the snapshot did with each
+        disks = etree.SubElement(root, "disks")
+        for disk, mode in record["disks"].items():
+            etree.SubElement(disks, "disk", name=disk, snapshot=mode)
     etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode") + "\n"
 

@@ -16,13 +16,15 @@ from typing import Any
 from lxml import etree
 
 from snaptree.model import ops
-from snaptree.model.profiles import PROFILES
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk, layout_problem
+from snaptree.model.profiles import PROFILES, get_profile
 from snaptree.model.run import snapshot_attribute
 from snaptree.model.scenario import DEFAULT_BLOCKS, MAX_BYTES, MAX_STEPS, Expect, Scenario, ScenarioError, ScenarioStep
 from snaptree.model.step import Outcome
 
 SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
 SIMPLE_OPS = {cls.tag: cls for cls in ops.POWER_OPS + (ops.DeleteAll,)}
+DEFAULT_DISK = {"name": "", "format": "qcow2", "role": "disk", "mode": "normal"}
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -106,28 +108,63 @@ def from_element(root: etree._Element) -> Scenario:
     scenario = Scenario(profile=profile, blocks=_int(root, "blocks", DEFAULT_BLOCKS))
     if scenario.blocks < 1:
         raise ScenarioError(f"line {root.sourceline}: blocks must be at least 1")
+    layout: list[Disk] = []
     for element in root:
         if not isinstance(element.tag, str):
             continue  # comments and processing instructions
-        if element.tag == "title":
+        if element.tag == "disk":
+            if scenario.steps:
+                raise ScenarioError(f"line {element.sourceline}: <disk> must come before the first step")
+            layout.append(_disk(element))
+        elif element.tag == "title":
             scenario.title = (element.text or "").strip()
         elif element.tag == "description":
             scenario.description = " ".join((element.text or "").split())
         elif element.tag == "expect":
             if not scenario.steps:
                 raise ScenarioError(f"line {element.sourceline}: <expect> must follow a step")
-            scenario.steps[-1].expects.append(_expect(element, scenario.blocks))
+            scenario.steps[-1].expects.append(_expect(element, scenario.blocks, layout or DEFAULT_LAYOUT))
         elif len(scenario.steps) == MAX_STEPS:
             raise ScenarioError(f"line {element.sourceline}: more than the {MAX_STEPS} steps a scenario may have")
         else:
             scenario.steps.append(ScenarioStep(_operation(element), _line(element),
                                                profiles=_profiles(element)))
+    if layout:
+        scenario.disks = tuple(layout)
+        problem = layout_problem(scenario.disks) or get_profile(profile).layout_problem(scenario.disks)
+        if problem:
+            raise ScenarioError(f"line {root.sourceline}: {problem}")
     for step in scenario.steps:  # a typo, unless the step is there to show the refusal
-        if isinstance(step.op, ops.Write) and step.op.block >= scenario.blocks and \
-                not any(expect.error == "invalid-argument" for expect in step.expects):
-            raise ScenarioError(f"line {step.line}: {_outside(step.op.block, scenario.blocks)}: the write is refused; "
+        problem = _step_problem(step.op, scenario, get_profile(profile))
+        if problem and not any(expect.error == "invalid-argument" for expect in step.expects):
+            raise ScenarioError(f"line {step.line}: {problem}: the step is refused; "
                                 'follow it with <expect error="invalid-argument"/> if that is what it shows')
     return scenario
+
+
+def _step_problem(op: ops.Operation, scenario: Scenario, profile: Any) -> str | None:
+    """A disk the VM lacks, a block outside its disk, or a per-disk mode the profile does not know."""
+    names = [disk.name for disk in scenario.disks]
+    if isinstance(op, ops.Write):
+        if op.disk is not None and op.disk not in names:
+            return f"the VM has no disk '{op.disk}' (it has: {', '.join(names)})"
+        if op.block >= scenario.blocks:
+            return _outside(op.block, scenario.blocks)
+    if isinstance(op, ops.CreateSnapshot):
+        for disk, mode in op.disks:
+            if disk not in names:
+                return f"the VM has no disk '{disk}' (it has: {', '.join(names)})"
+            if mode not in profile.create_disk_modes:
+                known = ", ".join(sorted(profile.create_disk_modes)) or "none"
+                return f"{profile.name} cannot snapshot a disk as '{mode}' (per-disk modes it knows: {known})"
+        if op.memory_file is not None and not profile.external_memory:
+            return f"{profile.name} cannot put a memory image in a file of its own"
+    return None
+
+
+def _disk(e: etree._Element) -> Disk:
+    return Disk(name=e.get("name", ""), format=e.get("format", "qcow2"), role=e.get("role", "disk"),
+                mode=e.get("mode", "normal"), readonly=e.get("readonly") == "yes")
 
 
 def _operation(e: etree._Element) -> ops.Operation:
@@ -135,19 +172,37 @@ def _operation(e: etree._Element) -> ops.Operation:
     if tag in SIMPLE_OPS:
         return SIMPLE_OPS[tag]()
     if tag == "write":
-        return ops.Write(block=_int(e, "block"), value=e.get("value", ""))
+        return ops.Write(block=_int(e, "block"), value=e.get("value", ""), disk=e.get("disk"))
     flags = tuple(e.get("flags", "").split())
     if tag == "snapshot":
         memory = e.get("memory")
-        return ops.CreateSnapshot(name=e.get("name"), memory=None if memory is None else _yes(e, "memory"),
-                                  description=e.get("description", ""), flags=flags)
+        memory_file = e.get("memory-file")
+        if memory_file is not None and memory == "no":
+            raise ScenarioError(f"line {e.sourceline}: memory-file= with memory='no': a memory file needs memory")
+        return ops.CreateSnapshot(name=e.get("name"), memory=True if memory_file is not None else
+                                  None if memory is None else _yes(e, "memory"),
+                                  description=e.get("description", ""), flags=flags,
+                                  disks=_disk_modes(e), memory_file=memory_file)
     if tag in ("revert", "delete"):
         cls = ops.Revert if tag == "revert" else ops.Delete
         return cls(ref=e.get("name"), id=e.get("id"), flags=flags)
     raise ScenarioError(f"line {e.sourceline}: unknown step <{tag}>")
 
 
-def _expect(e: etree._Element, blocks: int) -> Expect:
+def _disk_modes(e: etree._Element) -> tuple[tuple[str, str], ...]:
+    """disks="vda:internal vdb:no" as ((disk, mode), ...)."""
+    pairs = []
+    for word in e.get("disks", "").split():
+        disk, colon, mode = word.rpartition(":")
+        if not colon or not disk or not mode:
+            raise ScenarioError(f"line {e.sourceline}: disks= takes disk:mode words (vdb:no), not '{word}'")
+        if disk in dict(pairs):
+            raise ScenarioError(f"line {e.sourceline}: disks= names disk '{disk}' twice")
+        pairs.append((disk, mode))
+    return tuple(pairs)
+
+
+def _expect(e: etree._Element, blocks: int, disks: tuple[Disk, ...]) -> Expect:
     count = e.get("snapshots")
     expect = Expect(line=_line(e), profiles=_profiles(e),
                     error=e.get("error"), current=e.get("current"), power=e.get("power"), ram=e.get("ram"),
@@ -163,6 +218,9 @@ def _expect(e: etree._Element, blocks: int) -> Expect:
         elif child.tag == "view":
             if ("of" in attrs) == ("id" in attrs):
                 raise ScenarioError(f"line {child.sourceline}: <view> needs one of of= or id=")
+            if "disk" in attrs and attrs["disk"] not in [disk.name for disk in disks]:
+                raise ScenarioError(f"line {child.sourceline}: the VM has no disk '{attrs['disk']}' "
+                                    f"(it has: {', '.join(disk.name for disk in disks)})")
             cells = {}
             for cell in child:
                 if isinstance(cell.tag, str):
@@ -296,15 +354,21 @@ def op_element(op: ops.Operation, profiles: tuple[str, ...] = ()) -> etree._Elem
     if profiles:
         e.set("profile", " ".join(profiles))
     if isinstance(op, ops.Write):
+        if op.disk is not None:
+            e.set("disk", op.disk)
         e.set("block", str(op.block))
         e.set("value", op.value)
     elif isinstance(op, ops.CreateSnapshot):
         if op.name is not None:
             e.set("name", op.name)
-        if op.memory is not None:
+        if op.memory_file is not None:
+            e.set("memory-file", op.memory_file)
+        elif op.memory is not None:
             e.set("memory", "yes" if op.memory else "no")
         if op.description:
             e.set("description", op.description)
+        if op.disks:
+            e.set("disks", " ".join(f"{disk}:{mode}" for disk, mode in op.disks))
     elif isinstance(op, (ops.Revert, ops.Delete)):
         if op.ref is not None:
             e.set("name", op.ref)
@@ -328,12 +392,21 @@ def expect_element(outcome: Outcome, state: dict[str, Any], views: bool = True) 
     for s in state["snapshots"]:
         attrs = {"id": s["id"], "name": s["name"], "parent": snapshot_attribute(s, "parent", by_id),
                  "memory": snapshot_attribute(s, "memory", by_id), "state": s["state"]}
+        if "disks" in s:
+            attrs["disks"] = snapshot_attribute(s, "disks", by_id)
         etree.SubElement(e, "snapshot", attrs)
     if views:
+        names = [disk["name"] for disk in state.get("disks", [])] or [DEFAULT_LAYOUT[0].name]
         for key, view in [("current", state["views"]["current"])] + sorted(state["views"]["snapshots"].items()):
-            v = etree.SubElement(e, "view", {"of": "current"} if key == "current" else {"id": key})
-            for block, value in view.items():
-                etree.SubElement(v, "block", {"n": block, "value": value})
+            where = {"of": "current"} if key == "current" else {"id": key}
+            for index, disk in enumerate(names):
+                on_disk = {block.rpartition(":")[2]: value for block, value in view.items()
+                           if block.rpartition(":")[0] == ("" if index == 0 else disk)}
+                if index and not on_disk:
+                    continue
+                v = etree.SubElement(e, "view", where if index == 0 else {**where, "disk": disk})
+                for block, value in on_disk.items():
+                    etree.SubElement(v, "block", {"n": block, "value": value})
     return e
 
 
@@ -344,6 +417,11 @@ def to_xml(scenario: Scenario, expects: list[etree._Element | None] | None = Non
         etree.SubElement(root, "title").text = scenario.title
     if scenario.description:
         etree.SubElement(root, "description").text = scenario.description
+    if scenario.disks != DEFAULT_LAYOUT:
+        for disk in scenario.disks:
+            attrs = {"name": disk.name, "format": disk.format, "role": disk.role, "mode": disk.mode}
+            etree.SubElement(root, "disk", {key: value for key, value in attrs.items() if value != DEFAULT_DISK[key]}
+                             | ({"readonly": "yes"} if disk.readonly else {}))
     for index, step in enumerate(scenario.steps):
         root.append(op_element(step.op, step.profiles))
         expect = None if expects is None else expects[index]

@@ -68,7 +68,7 @@ class CurrentNotMovingToParent(_Mutant):
 
 
 class _KeepingMachine(Machine):
-    def restore(self, node: Snapshot) -> None:
+    def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
         self.current = node  # the running state's writes survive the revert
 
 
@@ -189,11 +189,11 @@ class CurrentMovesToChild(_Mutant):
 
 
 class _NewestParentMachine(Machine):
-    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, *args: Any) -> Snapshot:
         newest = list(self.snapshots.values())[-1] if self.snapshots else None
         if newest is not None and self.current is not None and self.current is not newest:
             self.current = newest  # after a revert the new snapshot hangs under the newest one
-        return super().take(name, snapshot_id, memory, state, description)
+        return super().take(name, snapshot_id, memory, state, *args)
 
 
 class BranchUnderNewest(_Mutant):
@@ -224,9 +224,9 @@ class NamesLowerCased(_Mutant):
 
 
 class _PrependingMachine(Machine):
-    def take(self, name: str, snapshot_id: str, memory: bool, state: str, description: str = "") -> Snapshot:
+    def take(self, name: str, snapshot_id: str, memory: bool, state: str, *args: Any) -> Snapshot:
         siblings = self.current.children if self.current is not None else self.roots
-        node = super().take(name, snapshot_id, memory, state, description)
+        node = super().take(name, snapshot_id, memory, state, *args)
         siblings.insert(0, siblings.pop())  # a new child goes first among its siblings
         return node
 

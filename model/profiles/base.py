@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .. import ops
+from ..disks import Disk
 from ..errors import ErrorKind, ModelError
 from ..machine import Machine, Snapshot
 
@@ -52,6 +53,13 @@ class Profile:
     lookup_before_flags: ClassVar[bool] = False  # a missing snapshot is reported before bad flags
     # Side effects a failed operation of this profile may have (the real system's behaviour).
     failure_side_effects: ClassVar[frozenset[str]] = frozenset()
+    # -- disks (model/disks.py) --
+    single_disk: ClassVar[bool] = False  # the API works on one image file
+    disk_modes: ClassVar[frozenset[str]] = frozenset({"normal"})  # the layout modes the system knows
+    nvram: ClassVar[bool] = False  # the system knows firmware with a writable variable store
+    snapshot_kind: ClassVar[str] = "internal"  # what a snapshot does with a disk it includes
+    create_disk_modes: ClassVar[frozenset[str]] = frozenset()  # per-disk modes a create may name
+    external_memory: ClassVar[bool] = False  # a create may put the memory image in a file of its own
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -64,6 +72,17 @@ class Profile:
         if tag == "write":
             return self.disk
         return True
+
+    def layout_problem(self, disks: tuple[Disk, ...]) -> str | None:
+        """Why the system cannot have a VM of this layout (None: it can)."""
+        if self.single_disk and len(disks) > 1:
+            return f"{self.name} works on one image: a VM of {len(disks)} disks is not one"
+        for disk in disks:
+            if disk.mode not in self.disk_modes:
+                return f"{self.name} knows no disk mode '{disk.mode}' (it knows: {', '.join(sorted(self.disk_modes))})"
+            if disk.role == "nvram" and not self.nvram:
+                return f"{self.name} has no firmware variable store (nvram disk {disk.name})"
+        return None
 
     def accepted_flags(self, tag: str) -> frozenset[str]:
         """The flags of an operation ("snapshot", "revert", "delete") that the system does not
@@ -117,9 +136,13 @@ class Profile:
     def write(self, machine: Machine, op: ops.Write) -> None:
         if not self.disk:
             raise self.unsupported("disk content")
+        if op.disk is not None and op.disk not in machine.disk_index:
+            raise ModelError(INVALID_ARGUMENT, f"the VM has no disk '{op.disk}'")
         if not 0 <= op.block < machine.blocks:
             raise ModelError(INVALID_ARGUMENT, f"block {op.block} is outside the disk (0..{machine.blocks - 1})")
-        machine.write(op.block, op.value)
+        if machine.disks[machine.disk_index[op.disk] if op.disk is not None else 0].readonly:
+            raise ModelError(INVALID_ARGUMENT, f"disk {op.disk or machine.disks[0].name} is read-only")
+        machine.write(machine.address(op.disk, op.block), op.value)
 
     def power(self, machine: Machine, operation: str) -> None:
         moves = self.transitions.get(operation)
@@ -145,9 +168,13 @@ class Profile:
     def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot:
         flags = self.check_flags(op.flags, self.create_flags, "create")
         memory = self.memory_for(machine, op, flags)
+        if op.memory_file is not None and not self.external_memory:
+            raise self.unsupported("memory image in a file of its own")
+        modes = self.modes_for(machine, op, flags)
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
         name = self.auto_name(machine) if unnamed or op.name is None else op.name
         self.check_name(machine, name, memory, flags)
+        self.check_disks(machine, modes, memory, flags)
         replaced = None
         clash = self.find_named(machine, name)
         if clash is not None:
@@ -161,9 +188,27 @@ class Profile:
             machine.remove(replaced)
         stored = self.stored_name(name)
         snap = machine.take(stored, self.next_id(machine, stored), memory, self.recorded_state(machine, memory, flags),
-                      op.description)
+                            op.description, modes, op.memory_file if memory else None)
         self.after_create(machine, snap, flags)
         return snap
+
+    def modes_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> tuple[str, ...]:
+        """Per disk, what the snapshot does with it: what the create names, else the disk's
+        default (a disk the layout keeps out of snapshots: "no")."""
+        asked = dict(op.disks)
+        for disk, mode in op.disks:
+            if disk not in machine.disk_index:
+                raise ModelError(INVALID_ARGUMENT, f"the VM has no disk '{disk}'")
+            if mode not in self.create_disk_modes:
+                raise ModelError(INVALID_ARGUMENT, f"{self.name} cannot snapshot a disk as '{mode}'"
+                                 if self.create_disk_modes else f"{self.name} takes no per-disk snapshot modes")
+        return tuple(asked.get(disk.name) or self.default_mode(disk, flags) for disk in machine.disks)
+
+    def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
+        return self.snapshot_kind if disk.mode == "normal" else "no"
+
+    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+        """Refuse a snapshot of these disks in these modes (raise); the default takes any."""
 
     def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
         """Whether the snapshot gets a memory image.  Default: yes whenever the VM has RAM; a

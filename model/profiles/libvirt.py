@@ -36,6 +36,9 @@ class Libvirt(Profile):
     supported_create: frozenset[str] = frozenset()
     supported_delete: frozenset[str] = frozenset({"children", "children-only"})
     supported_revert: frozenset[str] = frozenset({"running", "paused", "force"})
+    # a domain's <disk snapshot='no'> leaves the disk out of every snapshot by default
+    # (formatdomain.html, "snapshot" attribute of <disk>)
+    disk_modes = frozenset({"normal", "no"})
 
     def accepted_flags(self, tag: str) -> frozenset[str]:
         # the rest are virCheckFlags refusals of this driver

@@ -23,6 +23,7 @@ class QemuImg(Profile):
     lookup = "table"  # first in table order [§4.4, §4.5]
     duplicates = "allow"  # [§4.2]
     name_limit = 255  # [§4.6]
+    single_disk = True  # qemu-img snapshot works on one image file
 
     def unsupported(self, what: str) -> ModelError:
         return ModelError(UNSUPPORTED, f"qemu-img works on an image offline: there is no {what}")
