@@ -178,6 +178,10 @@ class Machine:
         """Every address of the disk at ``index``."""
         return range(index * self.blocks, (index + 1) * self.blocks)
 
+    def disks_in_mode(self, *modes: str) -> tuple[int, ...]:
+        """The indexes of the disks whose layout mode is one of these."""
+        return tuple(i for i, disk in enumerate(self.disks) if disk.mode in modes)
+
     def on_disks(self, layer: dict[int, str], indexes: tuple[int, ...]) -> dict[int, str]:
         """The part of an overlay that lies on these disks."""
         blocks = self.blocks
@@ -292,10 +296,20 @@ class Machine:
         kept = self.running_content(keep) if keep else {}
         self.current = node
         self.overlay = {}
-        if kept:
-            for address in self.on_disks(self.view_unfiltered(node), keep):
-                self.overlay[address] = EMPTY  # read through to nothing: the kept disk never held it
-            self.overlay.update(kept)
+        if keep:
+            self.put_back(kept, keep)
+
+    def put_back(self, kept: dict[int, str], disks: tuple[int, ...]) -> None:
+        """Make the running state read ``kept`` (and nothing else) on these disks again, on
+        whatever base it has now."""
+        if not disks:
+            return
+        for address in self.on_disks(self.overlay, disks):
+            del self.overlay[address]
+        base = {} if self.current is None else self.view_unfiltered(self.current)
+        for address in self.on_disks(base, disks):
+            self.overlay[address] = EMPTY  # read through to nothing: the kept disk never held it
+        self.overlay.update(kept)
 
     def running_content(self, indexes: tuple[int, ...]) -> dict[int, str]:
         """What the running state reads on these disks, every non-empty address."""

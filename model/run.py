@@ -56,7 +56,8 @@ def run(scenario: Scenario, profile: str | None = None, trees: bool = False) -> 
     from .notation import text
 
     name = profile or scenario.profile
-    m = Machine(get_profile(name), scenario.blocks, scenario.disks)
+    system = get_profile(name)
+    m = Machine(system, scenario.blocks, system.own_layout(scenario.disks))
     results = []
     for index, scenario_step in enumerate(scenario.steps, 1):
         outcome = step(m, scenario_step.op) if scenario_step.applies_to(name) else Outcome(True, skipped=True)

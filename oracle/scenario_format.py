@@ -135,7 +135,8 @@ def from_element(root: etree._Element) -> Scenario:
         if problem:
             raise ScenarioError(f"line {root.sourceline}: {problem}")
     for step in scenario.steps:  # a typo, unless the step is there to show the refusal
-        problem = _step_problem(step.op, scenario, get_profile(profile))
+        problem = next(filter(None, (_step_problem(step.op, scenario, get_profile(name))
+                                     for name in step.profiles or (profile,))), None)
         if problem and not any(expect.error == "invalid-argument" for expect in step.expects):
             raise ScenarioError(f"line {step.line}: {problem}: the step is refused; "
                                 'follow it with <expect error="invalid-argument"/> if that is what it shows')

@@ -100,10 +100,19 @@ def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
         f"revert: after {ops.describe(op)} the running state is not based on a snapshot"
     if _loads_another_disk(m, target):
         return
-    assert m.overlay == {}, f"revert: after {ops.describe(op)} unsaved writes survive: {view_text(m.overlay)}"
-    assert m.view(None) == m.view(target), (
-        f"revert: after {ops.describe(op)} the current view {view_text(m.view(None))} differs from "
+    left_out = target.left_out()  # disks the target did not record: the revert leaves them as they read
+    recorded = tuple(i for i in range(len(m.disks)) if i not in left_out)
+    unsaved = m.on_disks(m.overlay, recorded) if left_out else m.overlay
+    assert unsaved == {}, f"revert: after {ops.describe(op)} unsaved writes survive: {view_text(unsaved)}"
+    current = m.view(None)
+    assert (m.on_disks(current, recorded) if left_out else current) == m.view(target), (
+        f"revert: after {ops.describe(op)} the current view {view_text(current)} differs from "
         f"the target id={target.id}'s view {view_text(m.view(target))}")
+    emptied = m.profile.reset_by_revert(m)
+    kept = tuple(i for i in left_out if i not in emptied)
+    assert m.on_disks(current, kept) == m.on_disks(before.current_view, kept), (
+        f"revert: {ops.describe(op)} changed a disk its target left out")
+    assert m.on_disks(current, emptied) == {}, f"revert: {ops.describe(op)} kept a disk the profile empties"
     assert m.view(target) == before.views.get(target.id), \
         f"revert: {ops.describe(op)} changed what its target reads"
     # the revert went where it was asked to
@@ -130,7 +139,8 @@ def check_no_snapshot_changed(m: Machine, op: ops.Operation, before: Before) -> 
             f"revert: {ops.describe(op)} changed snapshot id={sid}'s view from {view_text(before.views[sid])} "
             f"to {view_text(after)}")
     if isinstance(op, ops.Write) and op.value:
-        assert m.view(None).get(op.block) == op.value, f"revert: {ops.describe(op)} is not read back"
+        assert m.view(None).get(m.address(op.disk, op.block)) == op.value, \
+            f"revert: {ops.describe(op)} is not read back"
 
 
 # Side effects that change more than the power state.  The rule (ModelError, and this suite's

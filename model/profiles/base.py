@@ -4,6 +4,7 @@ and overrides the few hooks where its system differs; each override cites its so
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from .. import ops
@@ -56,6 +57,7 @@ class Profile:
     # -- disks (model/disks.py) --
     single_disk: ClassVar[bool] = False  # the API works on one image file
     disk_modes: ClassVar[frozenset[str]] = frozenset({"normal"})  # the layout modes the system knows
+    excluded_as: ClassVar[str | None] = None  # its mode for a disk left out of every snapshot, if any
     nvram: ClassVar[bool] = False  # the system knows firmware with a writable variable store
     snapshot_kind: ClassVar[str] = "internal"  # what a snapshot does with a disk it includes
     create_disk_modes: ClassVar[frozenset[str]] = frozenset()  # per-disk modes a create may name
@@ -73,11 +75,21 @@ class Profile:
             return self.disk
         return True
 
+    def own_layout(self, disks: tuple[Disk, ...]) -> tuple[Disk, ...]:
+        """The layout in the system's own words: the portable mode "excluded" (a disk left out of
+        every snapshot) becomes the system's mode for that."""
+        if self.excluded_as is None or not any(disk.mode == "excluded" for disk in disks):
+            return disks
+        return tuple(dataclasses.replace(disk, mode=self.excluded_as) if disk.mode == "excluded" else disk
+                     for disk in disks)
+
     def layout_problem(self, disks: tuple[Disk, ...]) -> str | None:
         """Why the system cannot have a VM of this layout (None: it can)."""
         if self.single_disk and len(disks) > 1:
             return f"{self.name} works on one image: a VM of {len(disks)} disks is not one"
-        for disk in disks:
+        for disk in self.own_layout(disks):
+            if disk.mode == "excluded":
+                return f"{self.name} cannot leave a disk out of every snapshot"
             if disk.mode not in self.disk_modes:
                 return f"{self.name} knows no disk mode '{disk.mode}' (it knows: {', '.join(sorted(self.disk_modes))})"
             if disk.role == "nvram" and not self.nvram:
@@ -176,7 +188,7 @@ class Profile:
         self.check_name(machine, name, memory, flags)
         self.check_disks(machine, modes, memory, flags)
         replaced = None
-        clash = self.find_named(machine, name)
+        clash = self.find_clash(machine, name, modes)
         if clash is not None:
             policy = self.duplicate_policy(memory)
             if policy == "refuse":
@@ -203,6 +215,10 @@ class Profile:
                 raise ModelError(INVALID_ARGUMENT, f"{self.name} cannot snapshot a disk as '{mode}'"
                                  if self.create_disk_modes else f"{self.name} takes no per-disk snapshot modes")
         return tuple(asked.get(disk.name) or self.default_mode(disk, flags) for disk in machine.disks)
+
+    def find_clash(self, machine: Machine, name: str, modes: tuple[str, ...]) -> Snapshot | None:
+        """The existing snapshot a new one of this name (and these disk modes) clashes with."""
+        return self.find_named(machine, name)
 
     def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
         return self.snapshot_kind if disk.mode == "normal" else "no"
@@ -262,6 +278,11 @@ class Profile:
         power, image = self.revert_outcome(machine, target, flags)
         machine.restore(target)
         machine.load_memory(image, power)
+
+    def reset_by_revert(self, machine: Machine) -> tuple[int, ...]:
+        """Disks left out of snapshots that a revert nevertheless empties (ESX's nonpersistent
+        disks); the others it leaves out read as they did."""
+        return ()
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         """The power state after reverting and the memory image the RAM comes from (None: a

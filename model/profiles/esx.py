@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .. import ops
+from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
-from .base import INVALID_STATE, NOT_FOUND, Profile
+from .base import INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
+
+INDEPENDENT = ("independent-persistent", "independent-nonpersistent")
 
 VSPHERE_STATE = {"running": "Powered on", "shutoff": "Powered off", "suspended": "Suspended"}
 
@@ -36,6 +40,27 @@ class Esx(Profile):
     revert_flags = frozenset({"suppress-power-on"})
     delete_flags = frozenset({"remove-children"})
     revert_to_current = True  # RevertToCurrentSnapshot_Task [§2.4]
+    # VirtualDiskMode: independent disks are "not affected by snapshots" [§9.9]
+    disk_modes = frozenset({"normal", *INDEPENDENT})
+    excluded_as = "independent-persistent"
+    snapshot_kind = "external"  # a snapshot starts a delta disk (redo log) per disk
+
+    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+        if memory and any(disk.mode in INDEPENDENT for disk in machine.disks):  # [§9.10]
+            raise ModelError(UNSUPPORTED, "Cannot take a memory snapshot, since the virtual machine is configured "
+                                          "with independent disks.")
+
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
+        super().revert(machine, op)  # an independent disk keeps what it reads [§9.9]
+        machine.put_back({}, self.reset_by_revert(machine))
+
+    def reset_by_revert(self, machine: Machine) -> tuple[int, ...]:
+        return machine.disks_in_mode("independent-nonpersistent")  # its changes are discarded [§9.9]
+
+    def power(self, machine: Machine, operation: str) -> None:
+        super().power(machine, operation)
+        if operation == "shutdown":  # a nonpersistent disk's changes are discarded at power off [§9.9]
+            machine.put_back({}, machine.disks_in_mode("independent-nonpersistent"))
 
     def not_found(self, ref: str, purpose: str) -> ModelError:
         return ModelError(NOT_FOUND, f"Could not find snapshot with name '{ref}'")  # libvirt esx_vi.c

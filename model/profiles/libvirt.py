@@ -39,6 +39,7 @@ class Libvirt(Profile):
     # a domain's <disk snapshot='no'> leaves the disk out of every snapshot by default
     # (formatdomain.html, "snapshot" attribute of <disk>)
     disk_modes = frozenset({"normal", "no"})
+    excluded_as = "no"
 
     def accepted_flags(self, tag: str) -> frozenset[str]:
         # the rest are virCheckFlags refusals of this driver

@@ -30,6 +30,7 @@ class Qcow2Entry:
     image: str | None  # its memory image, if any
     snapshot: str | None  # the id of the listed snapshot it belongs to, if any
     file: str = "base"  # the image file that holds it
+    left_out: tuple[int, ...] = ()  # the disks it does not hold
 
 
 @dataclass
@@ -50,10 +51,11 @@ class QemuDriverState(ProfileState):
     overlay_of: dict[str, str] = field(default_factory=dict)
     base_of: dict[str, str] = field(default_factory=dict)
 
-    def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None) -> None:
+    def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None,
+             left_out: tuple[int, ...] = ()) -> None:
         # ids count per image file: each qcow2 file has its own snapshot table
         last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
-        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live))
+        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live, left_out))
 
     def merged(self, old: str, new: str) -> None:
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
@@ -71,10 +73,14 @@ def qemu_state(machine: Machine) -> QemuDriverState:
     return machine.state(QemuDriverState)
 
 
-def _rest_on(machine: Machine, base: Snapshot | None, view: dict[int, str]) -> None:
-    """Make the running state read ``view`` on top of ``base`` (only the differing blocks)."""
+def _rest_on(machine: Machine, base: Snapshot, view: dict[int, str], left_out: tuple[int, ...]) -> None:
+    """Make the running state read ``view`` on top of ``base`` (only the differing blocks), but
+    for the disks ``left_out`` of the snapshot QEMU loaded: they keep what they read."""
+    kept = machine.running_content(left_out) if left_out else {}
     under = machine.view(base)
     machine.overlay = {b: view.get(b, "") for b in view.keys() | under.keys() if view.get(b, "") != under.get(b, "")}
+    if left_out:
+        machine.put_back(kept, left_out)
 
 
 class LibvirtQemu(Libvirt):
@@ -155,16 +161,17 @@ class LibvirtQemu(Libvirt):
         if '"' in snap.name and snap.memory is not None:  # taken by HMP savevm: see QemuDriverState.phantoms
             # no point in time was saved: the snapshot reads '?' everywhere, and the running
             # state (and so every later snapshot) holds the whole disk itself
-            full = {block: machine.read(snap, block) for block in range(machine.blocks)}
-            snap.delta = {block: "?" for block in range(machine.blocks)}
-            machine.overlay = full
+            recorded = [a for i in range(len(machine.disks)) if i not in snap.left_out() for a in machine.addresses(i)]
+            full = {address: machine.read(snap, address) for address in recorded}
+            snap.delta = {address: "?" for address in recorded}
+            machine.overlay.update(full)  # beside the writes to the disks it left out
             state.phantoms.add(snap.id)
         elif "disk-only" in flags:  # the domain's disk moves to a new overlay on top of the old file
             state.external.add(snap.id)
             state.base_of[snap.id] = state.live
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
-            state.take(snap.name, machine.view(snap), snap.memory, snap.id)
+            state.take(snap.name, machine.view(snap), snap.memory, snap.id, snap.left_out())
             state.file_of[snap.id] = state.live
         super().after_create(machine, snap, flags)
 
@@ -186,7 +193,7 @@ class LibvirtQemu(Libvirt):
             state.live = state.file_of[target.id]
         source = self.qcow2_source(machine, target) if target is not None else None
         if target is not None and source is not None and source.snapshot != target.id:
-            _rest_on(machine, target, source.view)  # the disk of the qcow2 snapshot with that id
+            _rest_on(machine, target, source.view, source.left_out)  # the disk of the qcow2 snapshot with that id
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         state = qemu_state(machine)
@@ -202,7 +209,7 @@ class LibvirtQemu(Libvirt):
         if source is None or source.snapshot == target.id or image is None:
             return power, image
         if source.image is None:  # QEMU applied the other disk, then found no memory to load
-            _rest_on(machine, machine.current, source.view)
+            _rest_on(machine, machine.current, source.view, source.left_out)
             machine.load_memory(None, "shutoff")
             raise ModelError(DISK_ONLY, "internal error: qemu unexpectedly closed the monitor: Not a migration "
                                         "stream", side_effect=ID_LOAD)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .. import ops
+from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, ProfileState, Snapshot
-from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, Profile
+from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
 
 DISK_NODE = "disk0"  # the qcow2 node's name in the driver's QEMU command line
 FAILED_LOAD = "a failed load leaves a running VM stopped in restore-vm"
@@ -45,6 +46,22 @@ class LiveQemu(Profile):
     lookup = "table"  # by name, first in table order; a load then goes by id first [§5.4]
     name_limit = 255  # QEMUSnapshotInfo.name is char[256] (pstrcpy) [§4.6]
     failure_side_effects = frozenset({FAILED_LOAD, LOAD_MOVED_DISK})
+    nvram = True  # OVMF's variable store is a pflash block node like any other [§9.5]
+
+    def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
+        # bdrv_all_can_snapshot and savevm skip a read-only node [§9.4]
+        return "no" if disk.readonly else "internal"
+
+    def modes_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> tuple[str, ...]:
+        modes = super().modes_for(machine, op, flags)
+        if op.memory is False:  # blockdev-snapshot-internal-sync takes the first disk's node only
+            return modes[:1] + ("no",) * (len(modes) - 1)
+        return modes
+
+    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+        for disk, mode in zip(machine.disks, modes):
+            if mode == "internal" and disk.format == "raw":  # [§9.4]
+                raise writable_raw(disk.name)
 
     def require_name(self, op: ops.Revert | ops.Delete) -> None:
         # HMP "loadvm: string expected", QMP "Parameter 'tag' is missing", before anything
@@ -137,12 +154,35 @@ class LiveQemu(Profile):
             self.remove(machine, target, flags)
 
 
+def writable_raw(node: str) -> ModelError:
+    return ModelError(UNSUPPORTED, f"Device '{node}' is writable but does not support snapshots")
+
+
 class QemuHmp(LiveQemu):
     name = "qemu-hmp"
     system = "QEMU 7.2 and 10.0 HMP savevm/loadvm/delvm"
     versions = {"QEMU": ("7.2", None)}
     summary = "savevm overwrites the first same-named snapshot; flat table; ids reused"
     duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5.1]
+
+    def writable_raw_disk(self, machine: Machine) -> str | None:
+        """HMP's loadvm and delvm check every writable node first (bdrv_all_can_snapshot) [§9.4]."""
+        return next((d.name for d in machine.disks if d.format == "raw" and not d.readonly), None)
+
+    def revert(self, machine: Machine, op: ops.Revert) -> None:
+        raw = self.writable_raw_disk(machine)
+        if raw is not None and machine.power != "shutoff" and (op.ref is not None or op.id is not None):
+            error = writable_raw(raw)
+            if machine.power == "running":  # hmp_loadvm stopped the VM first [§5.4, §9.4]
+                machine.power, error.side_effect = "paused", FAILED_LOAD
+            raise error
+        super().revert(machine, op)
+
+    def delete(self, machine: Machine, op: ops.Delete) -> None:
+        raw = self.writable_raw_disk(machine)
+        if raw is not None and machine.power != "shutoff" and (op.ref is not None or op.id is not None):
+            raise writable_raw(raw)
+        super().delete(machine, op)
 
     def auto_name(self, machine: Machine) -> str:
         return time.strftime("vm-%Y%m%d%H%M%S", time.gmtime(machine.clock))  # [§5.2]
@@ -154,6 +194,21 @@ class QemuQmp(LiveQemu):
     versions = {"QEMU": ("7.2", None)}
     summary = "snapshot-save refuses an existing tag; flat table; ids reused"
     duplicates = "refuse"  # overwrite=false [§5.3]
+    create_disk_modes = frozenset({"internal", "no"})  # snapshot-save's devices: the nodes it covers [§9.6]
+    disk_modes = frozenset({"normal", "no"})  # "no": the driver never names the node in devices
+    excluded_as = "no"
+
+    def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
+        return "no" if disk.mode == "no" else super().default_mode(disk, flags)
+
+    def find_clash(self, machine: Machine, name: str, modes: tuple[str, ...]) -> Snapshot | None:
+        # "already exists in one or more devices" only when every device asked for has the tag;
+        # otherwise each gets one more snapshot of that name (QEMU 7.2.22, 10.0.2, seen) [§9.7]
+        asked = {i for i, mode in enumerate(modes) if mode != "no"}
+        held: set[int] = set()
+        for snap in machine.named(name):
+            held |= {i for i, mode in enumerate(snap.modes) if mode != "no"}
+        return self.find_named(machine, name) if asked <= held else None
 
     def auto_name(self, machine: Machine) -> str:
         raise ModelError(INVALID_ARGUMENT, "Parameter 'tag' is missing")

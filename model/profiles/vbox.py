@@ -8,6 +8,7 @@ import re
 from typing import ClassVar
 
 from .. import ops
+from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
 from .base import HAS_CHILDREN, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
@@ -42,6 +43,27 @@ class VBox(Profile):
     sibling_order = True  # ISnapshot::children is an ordered array; findSnapshot follows it
     duplicates = "allow"  # no uniqueness check [§3.1]
     create_flags = frozenset({"live"})  # takeSnapshot(pause=false), VBoxManage's --live
+    # medium types [§9.12]: writethrough and shareable media are left out of snapshots;
+    # immutable ones are in them (through a differencing image) and reset at power-on
+    disk_modes = frozenset({"normal", "writethrough", "shareable", "immutable"})
+    excluded_as = "writethrough"
+    snapshot_kind = "external"  # a snapshot starts a differencing image per disk
+
+    def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
+        return "no" if disk.mode in ("writethrough", "shareable") else self.snapshot_kind
+
+    def power(self, machine: Machine, operation: str) -> None:
+        from_saved = machine.power == "saved"
+        super().power(machine, operation)
+        current = machine.current
+        if operation == "start" and not from_saved and (current is None or current.memory is None):
+            # Console::i_powerUp resets an immutable disk's differencing image to the current
+            # snapshot's point in time (the base without one), unless the VM had a saved state
+            # or the current snapshot was taken online [§9.13]
+            immutable = machine.disks_in_mode("immutable")
+            if immutable:
+                machine.put_back({} if current is None else machine.on_disks(machine.view(current), immutable),
+                                 immutable)
     delete_flags = frozenset({"and-all-children"})  # deleteSnapshotAndAllChildren
 
     def bad_power(self, operation: str, power: str) -> ModelError:

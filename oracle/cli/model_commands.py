@@ -8,7 +8,7 @@ import sys
 
 from snaptree.model import PROFILES, Machine, notation, observe
 from snaptree.model.escape import printable
-from snaptree.model.profiles import versions_text
+from snaptree.model.profiles import get_profile, versions_text
 from snaptree.model.run import Run, run
 
 from .. import libvirt_xml, render, scenario_format
@@ -39,12 +39,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path = args.file or scenario_format.SEED_EXAMPLE
     scenario = scenario_format.load(path)
     profiles = profile_list(args.profiles) if args.profiles is not None else list(PROFILES)
-    runs: list[Run] = [run(scenario, name) for name in profiles]
+    # a system that cannot have the scenario's VM (one image only, no way to leave a disk out)
+    cannot = {name: problem for name in profiles if (problem := get_profile(name).layout_problem(scenario.disks))}
+    runs: list[Run] = [run(scenario, name) for name in profiles if name not in cannot]
+    if not runs:
+        raise UsageError(f"no profile can have this scenario's VM: {next(iter(cannot.values()))}")
     if args.format == "json":
         print(to_json({"file": path, "title": scenario.title,
-                       "profiles": {r.profile: render.run_json(r, path) for r in runs}}))
+                       "profiles": {r.profile: render.run_json(r, path) for r in runs}, "cannot": cannot}))
     else:
         print(render.compare_text(runs, path))
+        for name, problem in cannot.items():
+            print(f"\n== {name}: not run, {problem}")
     return EXIT_OK if all(r.passed for r in runs) else EXIT_FAILED
 
 

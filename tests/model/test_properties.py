@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, ops
+from snaptree.model.disks import DEFAULT_LAYOUT, FORMATS, Disk
 from snaptree.model.analysis.properties import PROPERTIES, capture, check_failed_op, check_well_formed, perform_checked
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.libvirt_qemu import UNSAVED_METADATA
@@ -95,6 +96,20 @@ def _flag_strategy(allowed: frozenset[str]) -> st.SearchStrategy[tuple[str, ...]
     return st.sampled_from(entries)
 
 
+@cache
+def _mode_strategy(modes: frozenset[str]) -> st.SearchStrategy[str]:
+    """Mostly the disk's default (""), else one of the profile's per-disk modes."""
+    return st.sampled_from(["", "", *sorted(modes), ""])
+
+
+@cache
+def two_disk_layouts(profile: Profile) -> st.SearchStrategy[tuple[Disk, ...]]:
+    """vda and a vdb of any format and of any mode the profile knows, where the profile can have it."""
+    second = st.builds(Disk, st.just("vdb"), st.sampled_from(FORMATS), st.just("disk"),
+                       st.sampled_from(sorted(profile.disk_modes)))
+    return second.map(lambda disk: (Disk("vda"), disk)).filter(lambda layout: profile.layout_problem(layout) is None)
+
+
 def _pick(data: st.DataObject, items: list[str], label: str) -> str:
     return items[data.draw(_index(len(items)), label=label)]
 
@@ -121,11 +136,17 @@ def draw_ops(data: st.DataObject, m: Machine) -> list[ops.Operation]:
         return {"ref": data.draw(POOL_NAME, label="pool name")}
 
     def write() -> ops.Write:
-        return ops.Write(data.draw(BLOCK, label="block"), data.draw(VALUE, label="value"))
+        disk = None if len(m.disks) == 1 else _pick(data, [d.name for d in m.disks], "disk")
+        return ops.Write(data.draw(BLOCK, label="block"), data.draw(VALUE, label="value"), disk)
 
     def create() -> ops.CreateSnapshot:
+        modes: tuple[tuple[str, str], ...] = ()
+        if len(m.disks) > 1 and profile.create_disk_modes:
+            modes = tuple((disk.name, mode) for disk in m.disks
+                          if (mode := data.draw(_mode_strategy(profile.create_disk_modes), label="mode")))
         return ops.CreateSnapshot(name=data.draw(CREATE_NAME, label="name"), memory=data.draw(MEMORY, label="memory"),
-                                  flags=data.draw(_flag_strategy(profile.create_flags), label="create flags"))
+                                  flags=data.draw(_flag_strategy(profile.create_flags), label="create flags"),
+                                  disks=modes)
 
     if kind == "write":
         return [write()]
@@ -144,8 +165,9 @@ def draw_ops(data: st.DataObject, m: Machine) -> list[ops.Operation]:
     return [ops.DeleteAll()]
 
 
-def exercise(profile_name: str, data: st.DataObject, props: frozenset[str] | set[str], max_steps: int = 30) -> None:
-    m = Machine(get_profile(profile_name), blocks=BLOCKS)
+def exercise(profile_name: str, data: st.DataObject, props: frozenset[str] | set[str], max_steps: int = 30,
+             disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> None:
+    m = Machine(get_profile(profile_name), BLOCKS, disks)
     for _ in range(data.draw(st.integers(0, max_steps), label="length")):
         for op in draw_ops(data, m):
             perform_checked(m, op, props)
@@ -195,6 +217,62 @@ def test_failed_operation_changes_nothing_but_a_declared_side_effect(profile_nam
 @given(data=st.data())
 def test_tree_stays_well_formed(profile_name: str, data: st.DataObject) -> None:
     exercise(profile_name, data, {"well-formed"})
+
+
+TWO_DISK_PROFILES = [name for name in PROFILE_NAMES if not PROFILES[name].single_disk]
+
+
+@pytest.mark.parametrize("profile_name", TWO_DISK_PROFILES)
+@FAST
+@given(data=st.data())
+def test_every_property_holds_per_disk_on_a_vm_of_two_disks(profile_name: str, data: st.DataObject) -> None:
+    """semantics.md §1 on every disk: a delete changes no other point in time on either disk, a
+    revert restores what its target recorded and leaves a disk it left out as it reads, a
+    refused operation leaves both disks as they were."""
+    layout = data.draw(two_disk_layouts(get_profile(profile_name)), label="layout")
+    exercise(profile_name, data, set(PROPERTIES), disks=layout)
+
+
+def test_a_revert_that_skips_the_second_disk_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutant: the revert restores only the first disk; the revert property finds it."""
+    def first_disk_only(m: Machine, node: Any, keep: Any = None) -> None:
+        kept = m.on_disks(m.view(None), tuple(range(1, len(m.disks))))
+        m.current, m.overlay = node, {}
+        for address in m.on_disks(m.view_unfiltered(node), tuple(range(1, len(m.disks)))):
+            m.overlay[address] = ""
+        m.overlay.update(kept)
+    monkeypatch.setattr(Machine, "restore", first_disk_only)
+    with pytest.raises(AssertionError, match="revert"):
+        hunt_two_disks("esx", "revert")
+
+
+def test_a_delete_that_merges_only_the_first_disk_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutant: a delete merges only the first disk's blocks into the children."""
+    original = Machine.remove
+
+    def first_disk_only(m: Machine, node: Any, children_last: bool = False) -> None:
+        node.delta = {a: v for a, v in node.delta.items() if a < m.blocks}
+        original(m, node, children_last)
+    monkeypatch.setattr(Machine, "remove", first_disk_only)
+    with pytest.raises(AssertionError, match="invariant"):
+        hunt_two_disks("esx", "invariant")
+
+
+def test_an_excluded_disk_that_gets_reverted_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mutant: a revert also rolls back a disk the snapshot left out."""
+    original = Machine.restore
+    monkeypatch.setattr(Machine, "restore", lambda m, node, keep=None: original(m, node, ()))
+    with pytest.raises(AssertionError, match="revert"):
+        hunt_two_disks("libvirt-test", "revert", Disk("vdb", mode="no"))
+
+
+def hunt_two_disks(profile_name: str, prop: str, second: Disk = Disk("vdb")) -> None:
+    @HUNT
+    @given(data=st.data())
+    def inner(data: st.DataObject) -> None:
+        exercise(profile_name, data, {prop}, disks=(Disk("vda"), second))
+
+    inner()
 
 
 def _preorder_path(m: Machine, node: Any) -> list[int]:
