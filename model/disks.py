@@ -72,3 +72,15 @@ def view_key_order(key: str) -> tuple[str, int]:
     """Sorts observed view keys: the first disk's blocks, then each other disk's, by number."""
     disk, _, block = key.rpartition(":")
     return disk, int(block)
+
+
+# The layouts a check draws for a driver that can build any VM (the model's own driver): two
+# disks, a raw second disk, one left out of snapshots ("excluded": each profile's word for it),
+# a firmware variable store, three disks.
+SAMPLE_LAYOUTS: tuple[tuple[Disk, ...], ...] = (
+    (Disk("vda"), Disk("vdb")),
+    (Disk("vda"), Disk("vdb", format="raw")),
+    (Disk("vda"), Disk("vdb", mode="excluded")),
+    (Disk("vda"), Disk("nvram", role="nvram")),
+    (Disk("vda"), Disk("vdb"), Disk("vdc")),
+)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from snaptree.model import ops
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 
 # What a driver may be able to observe; the checker compares exactly these.
 OBSERVATIONS = frozenset({
@@ -74,6 +75,9 @@ class Capabilities:
     memory_choice: bool
     values: tuple[str, ...]
     observes: frozenset[str]
+    layouts: tuple[tuple[Disk, ...], ...] = ()  # VMs it can build besides one qcow2 disk
+    disk_modes: frozenset[str] = frozenset()  # per-disk modes it can pass to a create
+    memory_files: bool = False  # a create can put the memory image in a file of its own
 
     def performs(self, tag: str) -> bool:
         return tag in self.operations
@@ -99,7 +103,15 @@ class Capabilities:
             return f"it does not address a snapshot by id in {op.tag}"
         if isinstance(op, ops.CreateSnapshot) and op.memory is not None and not self.memory_choice:
             return "it cannot choose between a memory and a disk-only snapshot"
+        if isinstance(op, ops.CreateSnapshot) and any(mode not in self.disk_modes for _, mode in op.disks):
+            return "it cannot pass per-disk snapshot modes " + " ".join(f"{d}:{m}" for d, m in op.disks)
+        if isinstance(op, ops.CreateSnapshot) and op.memory_file is not None and not self.memory_files:
+            return "it cannot put a memory image in a file of its own"
         return None
+
+    def builds(self, disks: tuple[Disk, ...]) -> bool:
+        """Whether the driver can build a VM of this layout."""
+        return disks == DEFAULT_LAYOUT or disks in self.layouts
 
     def draws(self, op: ops.Operation) -> bool:
         """Whether a test plan may draw ``op`` for this driver: one it can perform, writing one
@@ -123,6 +135,11 @@ class Driver(ABC):
     by_id: ClassVar[bool | frozenset[str]] = False
     memory_choice: ClassVar[bool] = True  # create can ask for memory or a disk-only snapshot
     values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store
+    # VMs it can build besides one qcow2 disk (setup(blocks, disks) gets one of them); what a
+    # create can say per disk (disks=), and whether it can put memory in a file of its own
+    layouts: ClassVar[tuple[tuple[Disk, ...], ...]] = ()
+    disk_modes: ClassVar[frozenset[str]] = frozenset()
+    memory_files: ClassVar[bool] = False
     takes_uri: ClassVar[bool] = False  # `--uri` is an option of this driver
 
     def __init__(self, profile: str | None = None, **options: Any):
@@ -161,7 +178,9 @@ class Driver(ABC):
         return None
 
     @abstractmethod
-    def setup(self, blocks: int) -> None: ...
+    def setup(self, blocks: int) -> None:
+        """A fresh VM of ``blocks`` blocks per disk; a driver that declares ``layouts`` takes
+        ``setup(blocks, disks)`` as well, with the layout (a tuple of ``snaptree.model.disks.Disk``)."""
 
     @abstractmethod
     def apply(self, op: ops.Operation) -> Result: ...
@@ -183,4 +202,5 @@ def capabilities_of(driver: Driver | type[Driver]) -> Capabilities:
     by_id = declared if not isinstance(declared, bool) else (
         frozenset({"revert", "delete"}) if declared else frozenset())
     return Capabilities(frozenset(driver.operations), {tag: frozenset(f) for tag, f in driver.flags.items()},
-                        frozenset(by_id), driver.memory_choice, tuple(driver.values), frozenset(driver.observes))
+                        frozenset(by_id), driver.memory_choice, tuple(driver.values), frozenset(driver.observes),
+                        tuple(driver.layouts), frozenset(driver.disk_modes), driver.memory_files)

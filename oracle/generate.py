@@ -102,6 +102,8 @@ class HistoryGenerator:
         self.power_tags = [t for t in POWER_TAGS if self.can(t)]
         self.mix = Mix(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len(PLAIN_NAMES))
         self.given: set[str] = set()  # names this history's creates asked for
+        self.write_disk: str | None = None  # the disk the last write went to (None: the first)
+        self.wrote = False
 
     def can(self, tag: str) -> bool:
         """Operations the driver or the profile cannot perform at all are never drawn."""
@@ -193,7 +195,15 @@ class HistoryGenerator:
         block = (one_of(data, range(hot), "hot block") if chance(data, 0.8, "hot")
                  else one_of(data, range(self.model.blocks), "block"))
         values = self.capabilities.values[1:] or self.capabilities.values
-        return ops.Write(block, one_of(data, values, "value"))
+        disks = self.model.disks
+        disk = None
+        if len(disks) > 1:  # mostly the disk written last, so that writes still overlap on one disk
+            writable = [d.name for d in disks[1:] if not d.readonly]
+            if writable and (not self.wrote or not chance(data, 0.75, "same disk")):
+                self.write_disk = one_of(data, [None, *writable], "disk")
+            self.wrote = True
+            disk = self.write_disk
+        return ops.Write(block, one_of(data, values, "value"), disk)
 
     def power(self, data: st.DataObject, wild: bool) -> ops.Operation:
         power = self.model.power
@@ -244,8 +254,17 @@ class HistoryGenerator:
                        if chance(data, self.mix.descriptions, "described") else "")
         if name is not None:
             self.given.add(self.profile.stored_name(name))
+        modes: tuple[tuple[str, str], ...] = ()
+        allowed = sorted(self.capabilities.disk_modes & self.profile.create_disk_modes)
+        if allowed and len(self.model.disks) > 1 and chance(data, 0.4, "per-disk modes"):
+            modes = tuple((disk.name, one_of(data, allowed, "disk mode")) for disk in self.model.disks
+                          if chance(data, 0.5, f"mode for {disk.name}"))
+        memory_file = None
+        if (self.capabilities.memory_files and self.profile.external_memory and self.model.power != "shutoff"
+                and chance(data, 0.3, "memory file")):
+            memory_file, memory = f"{name or 'unnamed'}.mem", True
         return ops.CreateSnapshot(name=name, memory=memory, description=description,
-                                  flags=self.flags(data, "snapshot", wild))
+                                  flags=self.flags(data, "snapshot", wild), disks=modes, memory_file=memory_file)
 
     def revert(self, data: st.DataObject, wild: bool) -> ops.Revert:
         if wild or not self.model.snapshots:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snaptree.model import Machine, ModelError, get_profile, observe, ops
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 from snaptree.model.profiles.base import Profile
 from snaptree.model.step import Outcome
 from snaptree.model.step import step as model_step
@@ -32,6 +33,8 @@ class LockstepStep:
 class Divergence(AssertionError):
     """The driver and the model part ways at the last step of ``history``."""
 
+    disks: tuple[Disk, ...] = DEFAULT_LAYOUT  # the VM's layout, set by the Lockstep that raised it
+
     def __init__(self, history: Sequence[LockstepStep], differences: list[Difference], driver_state: dict[str, Any] | None):
         self.history = list(history)
         self.differences = differences
@@ -40,7 +43,7 @@ class Divergence(AssertionError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # an exception pickles its message only: a worker process sends back the whole history
-        return (type(self), (self.history, self.differences, self.driver_state))
+        return (_rebuilt, (type(self), (self.history, self.differences, self.driver_state), self.disks))
 
 
 class DriverError(Divergence):
@@ -58,11 +61,18 @@ class DriverError(Divergence):
         AssertionError.__init__(self, f"{where}: the driver's {phase} failed: {error} ({frame})")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.history, self.phase, self.error, self.frame))
+        return (_rebuilt, (type(self), (self.history, self.phase, self.error, self.frame), self.disks))
 
     def summary(self) -> str:
         step = f"at step {len(self.history)}" if self.history else "before the first step"
         return f"{self.error} in {self.phase} {step} ({self.frame})"
+
+
+def _rebuilt(cls: type[Divergence], args: tuple[Any, ...], disks: tuple[Disk, ...]) -> Divergence:
+    """A divergence from its pickle, with the layout it happened on."""
+    divergence = cls(*args)
+    divergence.disks = disks
+    return divergence
 
 
 def named_by_the_system(op: ops.Operation, profile: Profile) -> bool:
@@ -74,16 +84,21 @@ def named_by_the_system(op: ops.Operation, profile: Profile) -> bool:
 class Lockstep:
     """One history: a fresh model machine and a freshly set-up driver."""
 
-    def __init__(self, driver: Driver, blocks: int):
+    def __init__(self, driver: Driver, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT):
         self.driver = driver
-        self.model = Machine(get_profile(driver.profile), blocks)
+        profile = get_profile(driver.profile)
+        self.disks = profile.own_layout(disks)
+        self.model = Machine(profile, blocks, self.disks)
         self.blocks = blocks
         self.match = Correspondence()
         self.history: list[LockstepStep] = []
 
     def __enter__(self) -> Lockstep:
         with self.driver_code("setup"):
-            self.driver.setup(self.blocks)
+            if self.disks == DEFAULT_LAYOUT:  # a driver of one disk need not know of layouts
+                self.driver.setup(self.blocks)
+            else:
+                self.driver.setup(self.blocks, self.disks)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,7 +121,9 @@ class Lockstep:
         except Exception as error:
             lifetime.raise_if_terminating()  # a signal in disguise (a SystemError from a C callback)
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            raise DriverError(self.history, phase, message, own_frame(error, self.driver)) from error
+            failure = DriverError(self.history, phase, message, own_frame(error, self.driver))
+            failure.disks = self.disks
+            raise failure from error
 
     def to_driver(self, op: ops.Operation) -> ops.Operation:
         """The same operation in the driver's names and ids, asked before the model takes the
@@ -126,6 +143,9 @@ class Lockstep:
     def step(self, op: ops.Operation) -> LockstepStep:
         try:
             return self._step(op)
+        except Divergence as divergence:
+            divergence.disks = self.disks
+            raise
         except Exception:
             # a signal's Terminated raised inside a callback from C (libvirt's error handler)
             # comes out of the driver as a SystemError: it is the signal, never the driver's failure

@@ -57,10 +57,36 @@ SITUATIONS: tuple[Situation, ...] = (
 )
 
 
-def applicable(profile: Profile, operations: frozenset[str]) -> list[Situation]:
+# Reached only by a driver that builds VMs of several disks (``Driver.layouts``).
+DISK_SITUATIONS: tuple[Situation, ...] = (
+    Situation("disks-several", "a snapshot over several disks", lambda p, o: "snapshot" in o),
+    Situation("disk-left-out", "a snapshot that leaves a disk out",
+              lambda p, o: "snapshot" in o and (p.excluded_as is not None or bool(p.create_disk_modes))),
+    Situation("revert-left-out", "a revert to a snapshot that left a disk out",
+              lambda p, o: "revert" in o and (p.excluded_as is not None or bool(p.create_disk_modes))),
+    Situation("disk-raw-refused", "an operation refused for a writable raw disk",
+              lambda p, o: "snapshot" in o and p.nvram),
+    Situation("disk-nvram", "a snapshot of a VM with a firmware variable store", lambda p, o: "snapshot" in o and p.nvram),
+)
+# Reached only by a driver that puts memory in files of their own (``Driver.memory_files``).
+MEMORY_FILE_SITUATIONS: tuple[Situation, ...] = (
+    Situation("memory-file", "a snapshot with its memory in a file of its own", lambda p, o: p.external_memory),
+    Situation("memory-file-revert", "a revert to a snapshot with a memory file",
+              lambda p, o: p.external_memory and "revert" in o),
+    Situation("memory-file-delete", "a delete of a snapshot with a memory file",
+              lambda p, o: p.external_memory and "delete" in o),
+)
+
+
+def applicable(profile: Profile, operations: frozenset[str], layouts: bool = False,
+               memory_files: bool = False) -> list[Situation]:
     """The general situations and the profile's own rules (each flag it accepts) that a driver
-    with these operations can reach under this profile."""
+    with these operations (and several disks, and memory files) can reach under this profile."""
     found = [s for s in SITUATIONS if s.applies(profile, operations)]
+    if layouts:
+        found += [s for s in DISK_SITUATIONS if s.applies(profile, operations)]
+    if memory_files:
+        found += [s for s in MEMORY_FILE_SITUATIONS if s.applies(profile, operations)]
     for tag in ("snapshot", "revert", "delete"):
         if tag in operations:
             found.extend(Situation(f"{tag}[{flag}]", f"{tag} with flag {flag}", lambda p, o: True)
@@ -99,6 +125,7 @@ class Before:
     keys: set[str] = field(default_factory=set)
     paused_create: bool = False
     non_empty: bool = False
+    raw_disk: bool = False  # the VM has a writable raw disk
 
 
 def before(m: Machine, op: ops.Operation) -> Before:
@@ -106,6 +133,10 @@ def before(m: Machine, op: ops.Operation) -> Before:
     keys = facts.keys
     if isinstance(op, (ops.Revert, ops.Delete)):
         target = target_of(m, op)
+        if target is not None and target.memory_file is not None:
+            keys.add(f"memory-file-{op.tag}")
+        if isinstance(op, ops.Revert) and target is not None and target.left_out():
+            keys.add("revert-left-out")
         if op.ref is None and op.id is None:
             keys.add("revert-current")
         if op.ref is not None and len(m.named(op.ref)) >= 2 and _branched(m):
@@ -127,6 +158,7 @@ def before(m: Machine, op: ops.Operation) -> Before:
         if op.name is not None and m.named(m.profile.stored_name(op.name)):
             keys.add(f"duplicate-{m.profile.duplicates}")
         facts.paused_create = m.power == "paused"
+        facts.raw_disk = any(d.format == "raw" and not d.readonly for d in m.disks)
     elif isinstance(op, ops.DeleteAll):
         keys.add("delete-all")
     if isinstance(op, (ops.CreateSnapshot, ops.Revert, ops.Delete)):
@@ -145,6 +177,16 @@ def reached(facts: Before, outcome: Outcome, m: Machine) -> set[str]:
                 keys.add("memory-paused")
             if _depth(created) >= 3:
                 keys.add("depth-3")
+            if sum(mode != "no" for mode in created.modes) >= 2:
+                keys.add("disks-several")
+            if created.left_out():
+                keys.add("disk-left-out")
+            if any(d.role == "nvram" for d in m.disks):
+                keys.add("disk-nvram")
+            if created.memory_file is not None:
+                keys.add("memory-file")
+    elif facts.raw_disk and not outcome.ok and outcome.message and "does not support snapshots" in outcome.message:
+        keys.add("disk-raw-refused")
     if not outcome.ok and facts.non_empty:
         keys.add("failed-non-empty")
     return keys

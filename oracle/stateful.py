@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from snaptree.model import ops
+from snaptree.model.disks import DEFAULT_LAYOUT
 
 from . import situations
 from .driver import Driver
 from .findings import Guard
-from .generate import HistoryGenerator
+from .generate import HistoryGenerator, chance
 from .lockstep import Divergence, Lockstep, LockstepStep
 
 
@@ -51,15 +52,17 @@ class SnapshotConformance(RuleBasedStateMachine):
         if cls._driver is None:
             cls._driver = cls.make_driver()
         self.driver: Driver = cls._driver
-        self.lockstep = Lockstep(self.driver, self.blocks).__enter__()
-        self.generator = HistoryGenerator(self.driver, self.lockstep.model, self.guards, self.excluded)
+        self.lockstep: Lockstep | None = None  # set up once the history's layout is drawn
 
     def teardown(self) -> None:
+        if self.lockstep is None:
+            return
         self.lockstep.__exit__(None, None, None)
         if self.listener is not None:
             self.listener.example_done(self.lockstep.history)
 
     def do(self, op: ops.Operation) -> None:
+        assert self.lockstep is not None
         facts = situations.before(self.lockstep.model, op) if self.listener is not None else None
         try:
             step = self.lockstep.step(op)
@@ -72,7 +75,14 @@ class SnapshotConformance(RuleBasedStateMachine):
 
     @initialize(data=st.data())
     def begin(self, data: st.DataObject) -> None:
-        """Draw the history's mix; most histories start with a running VM, where the profile has one."""
+        """Draw the VM's layout (60% of histories on one qcow2 disk, the others on the driver's
+        other layouts) and the history's mix; most histories start with a running VM,
+        where the profile has one."""
+        layouts = self.driver.capabilities().layouts
+        disks = data.draw(st.sampled_from(layouts), label="layout") \
+            if layouts and chance(data, 0.4, "several disks") else DEFAULT_LAYOUT
+        self.lockstep = Lockstep(self.driver, self.blocks, disks).__enter__()
+        self.generator = HistoryGenerator(self.driver, self.lockstep.model, self.guards, self.excluded)
         self.generator.draw_mix(data)
         if self.generator.can("start") and self.lockstep.model.profile.transitions.get("start"):
             self.do(ops.Start())

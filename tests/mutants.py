@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from snaptree.model import Machine, get_profile, ops
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 from snaptree.model.machine import Snapshot
 from snaptree.model.profiles.base import Profile
 from snaptree.oracle.driver import Result
@@ -18,9 +19,9 @@ class _Mutant(ModelDriver):
     profiles: ClassVar[tuple[str, ...]]
     machine_class: ClassVar[type[Machine]] = Machine
 
-    def make_machine(self, blocks: int) -> Machine:
+    def make_machine(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> Machine:
         profile = self.mutate(get_profile(self.profile))
-        return self.machine_class(profile, blocks)
+        return self.machine_class(profile, blocks, disks)
 
     def mutate(self, profile: Profile) -> Profile:
         return profile
@@ -326,8 +327,51 @@ class ChildrenDeleteOneLevel(_Mutant):
         return profile
 
 
+class _FirstDiskRevertMachine(Machine):
+    def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
+        others = tuple(range(1, len(self.disks)))  # every disk but the first keeps what it reads
+        super().restore(node, tuple(sorted(set(others) | set(node.left_out()))))
+
+
+class RevertSkipsSecondDisk(_Mutant):
+    """A revert brings back the first disk only; the others keep their unsaved writes."""
+
+    name = "mutant-revert-skips-second-disk"
+    profiles = ("esx", "libvirt-test")
+    machine_class = _FirstDiskRevertMachine
+
+
+class _FirstDiskMergeMachine(Machine):
+    def remove(self, node: Snapshot, children_last: bool = False) -> None:
+        node.delta = {a: v for a, v in node.delta.items() if a < self.blocks}  # the other disks' blocks are lost
+        super().remove(node, children_last)
+
+
+class DeleteMergesFirstDiskOnly(_Mutant):
+    """A delete merges the first disk's blocks into the children and drops the other disks'."""
+
+    name = "mutant-delete-merges-first-disk-only"
+    profiles = ("esx", "libvirt-test")
+    machine_class = _FirstDiskMergeMachine
+
+
+class _ExcludedRevertedMachine(Machine):
+    def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
+        super().restore(node, ())  # a disk the snapshot left out goes back too
+
+
+class ExcludedDiskReverted(_Mutant):
+    """A revert also rolls back a disk left out of snapshots (an independent / snapshot='no' disk)."""
+
+    name = "mutant-excluded-disk-reverted"
+    profiles = ("libvirt-test", "esx")
+    machine_class = _ExcludedRevertedMachine
+
+
+DISK_MUTANTS = [RevertSkipsSecondDisk, DeleteMergesFirstDiskOnly, ExcludedDiskReverted]
+
 MUTANTS = [DeleteWithoutMerge, DuplicateNotOverwritten, CurrentNotMovingToParent, RevertKeepsWrites,
            MemoryNotRestored, IdsReused, FailureChangesState, MergeIntoFirstChildOnly, MergeLetsParentWin,
            LeafMergedIntoParent, CurrentMovesToChild, BranchUnderNewest, NamesLowerCased, NewestChildFirst,
            NewestNameWins, DescriptionDropped, PausedRecordedRunning, ChildrenOnlyMovesCurrentUp,
-           ChildrenDeleteOneLevel]
+           ChildrenDeleteOneLevel, *DISK_MUTANTS]

@@ -179,9 +179,13 @@ class Profile:
 
     def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot:
         flags = self.check_flags(op.flags, self.create_flags, "create")
+        if op.memory_file is not None:  # a memory file is a request for memory
+            if not self.external_memory:
+                raise self.unsupported("memory image in a file of its own")
+            if op.memory is False:
+                raise ModelError(INVALID_ARGUMENT, "a memory file for a snapshot without memory")
+            op = dataclasses.replace(op, memory=True)
         memory = self.memory_for(machine, op, flags)
-        if op.memory_file is not None and not self.external_memory:
-            raise self.unsupported("memory image in a file of its own")
         modes = self.modes_for(machine, op, flags)
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
         name = self.auto_name(machine) if unnamed or op.name is None else op.name

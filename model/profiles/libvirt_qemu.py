@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import ops
+from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, ProfileState, Snapshot
 from .base import BASIC_TRANSITIONS, DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
@@ -83,6 +84,9 @@ def _rest_on(machine: Machine, base: Snapshot, view: dict[int, str], left_out: t
         machine.put_back(kept, left_out)
 
 
+MIXING = "unsupported configuration: mixing internal and external targets for a snapshot is not yet supported"
+
+
 class LibvirtQemu(Libvirt):
     """Internal snapshots (with memory when the domain runs), and external disk-only ones."""
 
@@ -95,6 +99,9 @@ class LibvirtQemu(Libvirt):
     supported_create = frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "validate"})
     supported_delete = frozenset({"children", "children-only", "metadata-only"})
     failure_side_effects = frozenset({UNSAVED_METADATA, PHANTOM_LOAD, ID_LOAD})
+    nvram = True  # UEFI firmware: <loader type='pflash'>, <nvram> [§9.17]
+    create_disk_modes = frozenset({"internal", "external", "no"})  # <disks><disk snapshot=...> [§9.1]
+    external_memory = True  # <memory snapshot='external' file=...> [§9.19]
     # qemuDomainSuspend succeeds on a paused domain (libvirt 9.0.0, seen)
     transitions = {**BASIC_TRANSITIONS, "pause": {"running": "paused", "paused": "paused"}}
 
@@ -151,6 +158,78 @@ class LibvirtQemu(Libvirt):
     def before_taking(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
 
+    # -- several disks [§9.14-§9.20] --------------------------------------------------------
+
+    def modes_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> tuple[str, ...]:
+        """A disk-only snapshot, or one whose memory goes to a file, is external by default on every
+        disk (virsh's --disk-only, --memspec); a read-only disk or one the domain marks snapshot='no'
+        is left out [§9.14]; the NVRAM is in a snapshot when its qcow2 file takes the tag or the
+        memory state carries the flash [§9.17, §9.18]."""
+        external = "disk-only" in flags or op.memory_file is not None
+        memory = machine.power != "shutoff" and "disk-only" not in flags and op.memory is not False
+        modes = list(super().modes_for(machine, op, flags))
+        asked = dict(op.disks)
+        if op.memory_file is not None and "internal" in asked.values():
+            raise ModelError(UNSUPPORTED, MIXING)
+        for index, disk in enumerate(machine.disks):
+            if disk.name in asked:
+                continue
+            if disk.role == "nvram":
+                modes[index] = "internal" if memory else self.nvram_mode(disk, external)
+            elif disk.readonly or disk.mode == "no":
+                modes[index] = "no"
+            else:
+                modes[index] = "external" if external else "internal"
+        return tuple(modes)
+
+    def nvram_mode(self, nvram: Disk, external: bool) -> str:
+        """The NVRAM in a snapshot without memory (with memory, QEMU's migration stream carries
+        the flash, which a load writes back to the file [§9.18]): 9.0 takes a shut-off domain's
+        internal snapshot of vda only (firmware='efi'); an external one leaves the NVRAM alone [§9.17]."""
+        return "no"
+
+    def layout_problem(self, disks: tuple[Disk, ...]) -> str | None:
+        if self.name == "libvirt-qemu" and any(d.role == "nvram" and d.format == "qcow2" for d in disks):
+            return "libvirt 9.0 has no qcow2 NVRAM: it drops <nvram format=...> and QEMU gets the file as raw [§9.17]"
+        return super().layout_problem(disks)
+
+    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+        running = machine.power != "shutoff"
+        disks = list(zip(machine.disks, modes))
+        internal = [d for d, mode in disks if mode == "internal" and d.role == "disk"]
+        external = [d for d, mode in disks if mode == "external"]
+        if "disk-only" in flags or (external and not internal and memory):
+            if running and internal:  # [§9.15]
+                raise ModelError(UNSUPPORTED, "unsupported configuration: active qemu domains require external disk "
+                                              f"snapshots; disk {internal[0].name} requested internal")
+            if internal and external:  # 9.0.0 and 11.3.0 alike (seen) [§9.16]
+                raise ModelError(UNSUPPORTED, MIXING)
+            return
+        if external:  # an internal or full system snapshot names an external disk [§9.16]
+            raise self.mixed_refusal(external[0]) if not running else \
+                ModelError(UNSUPPORTED, f"unsupported configuration: disk '{external[0].name}' must use snapshot mode "
+                                        "'internal'")
+        for disk, mode in disks:
+            if mode == "no" and disk.role == "disk" and not disk.readonly:  # [§9.14]
+                raise ModelError(UNSUPPORTED, "unsupported configuration: internal and full system snapshots require "
+                                              "all disks to be selected for snapshot" if disk.mode == "no" else
+                                 f"unsupported configuration: disk '{disk.name}' must use snapshot mode 'internal'")
+        self.check_pflash(machine, running)
+        for disk in internal:
+            if disk.format == "raw":  # [§9.14]
+                raise ModelError(UNSUPPORTED, f"unsupported configuration: internal snapshot for disk {disk.name} "
+                                              "unsupported for storage type raw")
+
+    def mixed_refusal(self, external: Disk) -> ModelError:
+        # 9.0 names the first disk that is not internal [§9.16]
+        return ModelError(UNSUPPORTED, f"unsupported configuration: disk '{external.name}' must use snapshot mode "
+                                       "'internal'")
+
+    def check_pflash(self, machine: Machine, running: bool) -> None:
+        if running and any(d.role == "nvram" for d in machine.disks):  # [§9.17]
+            raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshots of a VM with pflash based "
+                                          "firmware are not supported")
+
     def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
         # a disk-only snapshot records the domain's state but holds no memory
         # seen on 9.0.0: an external snapshot of a shut-off domain records "shutoff"
@@ -166,7 +245,7 @@ class LibvirtQemu(Libvirt):
             snap.delta = {address: "?" for address in recorded}
             machine.overlay.update(full)  # beside the writes to the disks it left out
             state.phantoms.add(snap.id)
-        elif "disk-only" in flags:  # the domain's disk moves to a new overlay on top of the old file
+        elif "external" in snap.modes:  # the domain's disks move to new overlays on top of the old files
             state.external.add(snap.id)
             state.base_of[snap.id] = state.live
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
@@ -292,6 +371,10 @@ class LibvirtQemu(Libvirt):
             return
         if target.id not in external:
             return
+        if not self.in_active_chain(machine, target):
+            # after a revert to its internal parent the domain's disk is the parent's file, whose
+            # chain has no overlay of the target (9.0.0, seen: virt-manager #811) [§9.21]
+            raise ModelError(INVALID_ARGUMENT, "invalid argument: could not find base disk source in disk source chain")
         if target.parent is not None and target.parent.id not in external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: deleting external snapshot that has "
                                           "internal snapshot as parent not supported")
@@ -314,6 +397,19 @@ class LibvirtQemu113(LibvirtQemu):
     family = "libvirt-qemu"
     summary = "libvirt 11.3's QEMU driver: QMP snapshot jobs, revert to external snapshots, 11.3's delete rules"
     failure_side_effects = frozenset({UNSAVED_METADATA, ID_LOAD})  # no phantoms: QMP reports the failure
+
+    def nvram_mode(self, nvram: Disk, external: bool) -> str:
+        # a qcow2 NVRAM takes the internal snapshot's tag; a raw one is left out, as an
+        # external snapshot leaves it [§9.18]
+        return "internal" if nvram.format == "qcow2" and not external else "no"
+
+    def check_pflash(self, machine: Machine, running: bool) -> None:
+        if running and any(d.role == "nvram" and d.format != "qcow2" for d in machine.disks):  # [§9.18]
+            raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshots of a VM with pflash based "
+                                          "firmware require QCOW2 nvram format")
+
+    def mixed_refusal(self, external: Disk) -> ModelError:
+        return ModelError(UNSUPPORTED, MIXING)  # of a shut-off domain [§9.16]
 
     def before_taking(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         if memory and "disk-only" not in flags and machine.power != "shutoff":  # QMP snapshot-save
@@ -349,7 +445,9 @@ class LibvirtQemu113(LibvirtQemu):
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         if target.id in qemu_state(machine).external:
-            return self.inactive_revert(flags)
+            # its memory file brings the domain back as it ran [§9.19]; without one it boots afresh
+            return Libvirt.revert_outcome(self, machine, target, flags) if target.memory is not None \
+                else self.inactive_revert(flags)
         try:
             return super().revert_outcome(machine, target, flags)
         except ModelError as error:
@@ -377,7 +475,10 @@ class LibvirtQemu113(LibvirtQemu):
         if len(target.children) > 1:
             raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external disk snapshot with "
                                           "multiple children snapshots not supported")
-        if target.parent is not None and target.parent.id not in state.external:
+        outside_leaf = not target.children and not self.in_active_chain(machine, target)
+        if target.parent is not None and target.parent.id not in state.external and not outside_leaf:
+            # a leaf outside the domain's chain (after a revert to its internal parent) goes: only its
+            # metadata, its overlay file stays behind (11.3.0, seen: virt-manager #811) [§9.21]
             raise ModelError(UNSUPPORTED, "Operation not supported: deleting external snapshot that has internal "
                                           "snapshot as parent not supported")
         if target.children and machine.current is target:

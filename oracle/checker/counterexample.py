@@ -25,7 +25,7 @@ def counterexample(divergence: Divergence, driver: str, profile: str, blocks: in
         title = f"driver {driver} diverges from the {profile} profile"
         what = f"{found}: after step {len(divergence.history)}, {divergence.differences[0]}"
     scenario = Scenario(
-        profile=profile, blocks=blocks, title=title,
+        profile=profile, blocks=blocks, disks=divergence.disks, title=title,
         description=f"{what}. Replay: snaptree replay FILE --driver {driver}",
         steps=[ScenarioStep(s.op, 0) for s in divergence.history],
     )

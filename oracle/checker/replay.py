@@ -22,7 +22,7 @@ from ..scenario_format import load
 def replay(driver: Driver, scenario: Scenario) -> tuple[Lockstep, Divergence | None]:
     """Run a scenario's steps on the driver and the model in lockstep, up to the first
     difference."""
-    lockstep = Lockstep(driver, scenario.blocks)
+    lockstep = Lockstep(driver, scenario.blocks, scenario.disks)
     try:  # around the lockstep too: a driver's setup or teardown may fail (a DriverError)
         with lockstep:
             for step in scenario.steps:

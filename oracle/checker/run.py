@@ -72,7 +72,8 @@ def _run_on_workers(config: CheckConfig, resolved: ResolvedDriver, shards: int,
 
 def _merged(results: list[CheckResult], config: CheckConfig, resolved: ResolvedDriver, started: float) -> CheckResult:
     merged = merge(results, resolved.cls, started, time.monotonic(),
-                   applicable(get_profile(resolved.profile), resolved.cls.operations),
+                   applicable(get_profile(resolved.profile), resolved.cls.operations, bool(resolved.cls.layouts),
+                              resolved.cls.memory_files),
                    guards_for(resolved.profile) if config.guards else [])
     merged.shard_results, merged.workers = results, config.workers
     return merged
@@ -116,7 +117,8 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     result = CheckResult(driver_class.name, profile, progress_listener.stats,
-                         situations=applicable(get_profile(profile), driver_class.operations), guarded=guarded,
+                         situations=applicable(get_profile(profile), driver_class.operations,
+                                               bool(driver_class.layouts), driver_class.memory_files), guarded=guarded,
                          versions=driver_class.installed_versions({**resolved.options, "profile": profile}))
     stopped = ""
     try:
@@ -152,7 +154,8 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
     try:
         if result.divergence is not None and not result.flaky:
             replayer = drivers[0] if drivers else make_driver()
-            result.divergence, result.stats.shrink = shrink(result.divergence, lambda: Lockstep(replayer, blocks),
+            disks = result.divergence.disks
+            result.divergence, result.stats.shrink = shrink(result.divergence, lambda: Lockstep(replayer, blocks, disks),
                                                                  guards=[g for g, _ in guarded])
     finally:
         result.stats.ended = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
+from snaptree.model.disks import DEFAULT_LAYOUT, SAMPLE_LAYOUTS, Disk
 
 from ..driver import OBSERVATIONS, Driver, Result
 
@@ -17,18 +18,22 @@ class ModelDriver(Driver):
     operations = frozenset({"write", "start", "pause", "resume", "shutdown", "suspend", "snapshot", "revert",
                             "delete", "delete-all"})
     by_id = True
+    layouts = SAMPLE_LAYOUTS  # narrowed per profile in __init__
+    memory_files = True
 
     def __init__(self, profile: str | None = None, **options: Any):
         super().__init__(profile, **options)
         p = get_profile(self.profile)
         self.flags = {"snapshot": p.create_flags, "revert": p.revert_flags, "delete": p.delete_flags}
+        self.layouts = tuple(p.own_layout(layout) for layout in SAMPLE_LAYOUTS if p.layout_problem(layout) is None)
+        self.disk_modes, self.memory_files = p.create_disk_modes, p.external_memory
         self.machine: Machine | None = None
 
-    def make_machine(self, blocks: int) -> Machine:
-        return Machine(get_profile(self.profile), blocks)
+    def make_machine(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> Machine:
+        return Machine(get_profile(self.profile), blocks, disks)
 
-    def setup(self, blocks: int) -> None:
-        self.machine = self.make_machine(blocks)
+    def setup(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> None:
+        self.machine = self.make_machine(blocks, disks)
 
     def apply(self, op: ops.Operation) -> Result:
         assert self.machine is not None

@@ -72,9 +72,9 @@ class Refuser(ModelDriver):
     profiles = ("esx",)
     setups = 0
 
-    def setup(self, blocks: int) -> None:
+    def setup(self, blocks: int, *disks: Any) -> None:
         type(self).setups += 1
-        super().setup(blocks)
+        super().setup(blocks, *disks)
 
     def apply(self, op: ops.Operation) -> Result:
         return Result.error("unsupported", HOSTILE_MESSAGE)

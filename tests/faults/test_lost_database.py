@@ -36,17 +36,17 @@ def _kill_the_database() -> None:
 class DatabaseDies(ModelDriver):
     """Conforms; the example database dies as its first example starts."""
 
-    def make_machine(self, blocks: int) -> Machine:
+    def make_machine(self, blocks: int, *disks: Any) -> Machine:
         _kill_the_database()
-        return super().make_machine(blocks)
+        return super().make_machine(blocks, *disks)
 
 
 class DatabaseDiesThenDiverges(IdsReused):
     """Diverges within a few examples (ids reused after a delete), after the database died."""
 
-    def make_machine(self, blocks: int) -> Machine:
+    def make_machine(self, blocks: int, *disks: Any) -> Machine:
         _kill_the_database()
-        return super().make_machine(blocks)
+        return super().make_machine(blocks, *disks)
 
 
 @pytest.fixture

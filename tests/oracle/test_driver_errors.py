@@ -28,8 +28,8 @@ class RaisesOnSecondDelete(ModelDriver):
     name = "raises-on-second-delete"
     profiles = ("esx",)
 
-    def setup(self, blocks: int) -> None:
-        super().setup(blocks)
+    def setup(self, blocks: int, *disks: Any) -> None:
+        super().setup(blocks, *disks)
         self.deletes = 0
 
     def apply(self, op: ops.Operation) -> Any:
@@ -63,7 +63,7 @@ class SetupFails(ModelDriver):
     name = "setup-fails"
     profiles = ("esx",)
 
-    def setup(self, blocks: int) -> None:
+    def setup(self, blocks: int, *disks: Any) -> None:
         raise RuntimeError("no disk")
 
 

@@ -218,10 +218,10 @@ class OwnClockNames(ModelDriver):
     """Names an unnamed snapshot after a clock of its own, as a real system does: libvirt-test's
     ids are its names, so both differ from the model's."""
 
-    def make_machine(self, blocks: int) -> Machine:
+    def make_machine(self, blocks: int, *disks: Any) -> Machine:
         profile = get_profile(self.profile)
         profile.auto_name = lambda machine: f"auto-{machine.clock}"  # type: ignore[method-assign]
-        return Machine(profile, blocks)
+        return Machine(profile, blocks, *disks)
 
 
 def test_an_auto_named_snapshot_is_matched_and_addressed_by_the_drivers_name(

@@ -39,8 +39,8 @@ class OwnNames(CurrentNotMovingToParent):
 
     name = "own-names"
 
-    def setup(self, blocks: int) -> None:
-        super().setup(blocks)
+    def setup(self, blocks: int, *disks: Any) -> None:
+        super().setup(blocks, *disks)
         self.count = 0
 
     def apply(self, op: ops.Operation) -> Result:
@@ -56,8 +56,8 @@ class AutoNamedLosesCurrent(ModelDriver):
 
     name = "auto-names"
 
-    def setup(self, blocks: int) -> None:
-        super().setup(blocks)
+    def setup(self, blocks: int, *disks: Any) -> None:
+        super().setup(blocks, *disks)
         self.auto: dict[str, str] = {}  # the model's name -> this system's
 
     def apply(self, op: ops.Operation) -> Result:
