@@ -84,3 +84,33 @@ SAMPLE_LAYOUTS: tuple[tuple[Disk, ...], ...] = (
     (Disk("vda"), Disk("nvram", role="nvram")),
     (Disk("vda"), Disk("vdb"), Disk("vdc")),
 )
+
+
+def parse_layout(spec: str) -> tuple[Disk, ...]:
+    """A layout from its short form: disks separated by commas, each a name followed by words
+    after colons, e.g. ``vda,vdb:raw``, ``vda,pflash1:nvram``, ``vda,vdb:no``, ``vda,vdb:raw:ro``
+    (a format, a role, ``ro`` for read-only, any other word is the mode).  Raises ValueError
+    naming the problem."""
+    disks = []
+    for part in spec.split(","):
+        name, *words = part.strip().split(":")
+        fields: dict[str, object] = {"name": name}
+        for word in words:
+            key = "format" if word in FORMATS else "role" if word in ROLES else "readonly" if word == "ro" else "mode"
+            if key in fields:
+                raise ValueError(f"disk '{name}' has two {key}s ('{fields[key]}' and '{word}')")
+            fields[key] = True if key == "readonly" else word
+        disks.append(Disk(**fields))  # type: ignore[arg-type]
+    layout = tuple(disks)
+    problem = layout_problem(layout)
+    if problem:
+        raise ValueError(problem)
+    return layout
+
+
+def layout_spec(disks: tuple[Disk, ...]) -> str:
+    """The short form :func:`parse_layout` reads."""
+    def words(disk: Disk) -> str:
+        extra = [w for w, plain in ((disk.format, "qcow2"), (disk.role, "disk"), (disk.mode, "normal")) if w != plain]
+        return ":".join([disk.name, *extra, *(["ro"] if disk.readonly else [])])
+    return ",".join(words(disk) for disk in disks)

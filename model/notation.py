@@ -172,7 +172,7 @@ def dot(m: Machine) -> str:
     for child, parent, data in g.edges(data=True):
         label = str(data["overlay"])
         if several:  # which disks the overlay holds blocks of
-            label += " " + " ".join(disk.name for disk, count in zip(m.disks, data["disks"]) if count)
+            label += " " + " ".join(disk.name for disk, count in zip(m.disks, data["disks"], strict=True) if count)
         out.append(f"  {key[child]} -> {key[parent]} [{_attrs({'label': label.strip()})}];")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -29,7 +29,7 @@ from .machine import Machine, Snapshot
 
 def snapshot_record(m: Machine, s: Snapshot) -> dict[str, Any]:
     tree = m.profile.tree
-    record = {
+    record: dict[str, Any] = {
         "name": s.name,
         "id": s.id,
         "parent": s.parent.id if tree and s.parent is not None else None,
@@ -40,7 +40,7 @@ def snapshot_record(m: Machine, s: Snapshot) -> dict[str, Any]:
         "description": s.description,
     }
     if m.disks != DEFAULT_LAYOUT:
-        record["disks"] = {disk.name: mode for disk, mode in zip(m.disks, s.modes)}
+        record["disks"] = {disk.name: mode for disk, mode in zip(m.disks, s.modes, strict=True)}
         record["memory_file"] = s.memory_file
     return record
 

@@ -53,7 +53,7 @@ def witness_xml(result: Diff, d: Disagreement) -> bytes:
                         steps=[ScenarioStep(op, 0) for op in d.history])
     expects: list[etree._Element] = []
     for profile in result.profiles:
-        m, outcomes = replay(profile, result.bounds.blocks, d.history)
+        m, outcomes = replay(profile, result.bounds.blocks, d.history, result.bounds.disks)
         e = expect_element(outcomes[-1], observe(m))
         e.set("profile", profile)
         expects.append(e)
@@ -112,7 +112,7 @@ def html_report(result: Diff, svg: Callable[[Machine], str]) -> str:
               f"<td>{esc(d.second)}</td></tr>" for n, (group, d) in enumerate(groups, 1)]
     parts += ["</table>", LEGEND]
     for n, (group, d) in enumerate(groups, 1):
-        runs = [replay(profile, result.bounds.blocks, d.history) for profile in result.profiles]
+        runs = [replay(profile, result.bounds.blocks, d.history, result.bounds.disks) for profile in result.profiles]
         parts.append(f"<section class='group' id='group-{n}'><h2>{esc(group)}</h2><p>After step {len(d.history)} "
                      f"(<code>{esc(ops.describe(d.op))}</code>): <b>{esc(first)}</b> {esc(d.first)}; "
                      f"<b>{esc(second)}</b> {esc(d.second)}.</p><table class='steps'><tr><th>#</th><th>step</th>"

@@ -137,9 +137,9 @@ class Driver(ABC):
     values: ClassVar[tuple[str, ...]] = ("", "a", "b", "c", "d")  # block values it can store
     # VMs it can build besides one qcow2 disk (setup(blocks, disks) gets one of them); what a
     # create can say per disk (disks=), and whether it can put memory in a file of its own
-    layouts: ClassVar[tuple[tuple[Disk, ...], ...]] = ()
-    disk_modes: ClassVar[frozenset[str]] = frozenset()
-    memory_files: ClassVar[bool] = False
+    layouts: tuple[tuple[Disk, ...], ...] = ()
+    disk_modes: frozenset[str] = frozenset()
+    memory_files: bool = False
     takes_uri: ClassVar[bool] = False  # `--uri` is an option of this driver
 
     def __init__(self, profile: str | None = None, **options: Any):

@@ -105,6 +105,27 @@ def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
     return any(entry.name == op.name and entry.file == state.live for entry in state.qcow2)
 
 
+def _second_revert_to_external(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an external snapshot the domain has reverted to before, while an internal
+    snapshot lives in the snapshot's first overlay."""
+    if not isinstance(op, ops.Revert):
+        return False
+    target, state = target_of(m, op), _qemu_state(m)
+    if target is None or target.id not in state.external or not state.overlay_of[target.id].startswith("revert-"):
+        return False
+    first = f"overlay-{target.id}-"
+    return any(state.file_of.get(s.id, "").startswith(first) for s in m.snapshots.values())
+
+
+def _revert_to_external_leaving_a_disk_out(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an external snapshot that left a disk (not the NVRAM) out."""
+    if not isinstance(op, ops.Revert):
+        return False
+    target = target_of(m, op)
+    return (target is not None and target.id in _qemu_state(m).external
+            and any(m.disks[i].role == "disk" for i in target.left_out()))
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
@@ -121,6 +142,10 @@ GUARDS = {g.name: g for g in (
           "has", _internal_create_over_a_leftover_tag),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
+    Guard("second-revert-to-external", "reverts to an external snapshot reverted to before while an internal "
+          "snapshot lives in its first overlay", _second_revert_to_external),
+    Guard("revert-to-external-leaving-a-disk-out", "reverts to an external snapshot that left a disk out",
+          _revert_to_external_leaving_a_disk_out),
 )}
 
 

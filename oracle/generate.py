@@ -104,6 +104,7 @@ class HistoryGenerator:
         self.given: set[str] = set()  # names this history's creates asked for
         self.write_disk: str | None = None  # the disk the last write went to (None: the first)
         self.wrote = False
+        self.memory_files = 0
 
     def can(self, tag: str) -> bool:
         """Operations the driver or the profile cannot perform at all are never drawn."""
@@ -257,12 +258,17 @@ class HistoryGenerator:
         modes: tuple[tuple[str, str], ...] = ()
         allowed = sorted(self.capabilities.disk_modes & self.profile.create_disk_modes)
         if allowed and len(self.model.disks) > 1 and chance(data, 0.4, "per-disk modes"):
-            modes = tuple((disk.name, one_of(data, allowed, "disk mode")) for disk in self.model.disks
-                          if chance(data, 0.5, f"mode for {disk.name}"))
+            # never the NVRAM: it is no disk of the domain's to name (libvirt refuses it)
+            chosen = [(disk.name, one_of(data, allowed, "disk mode")) for disk in self.model.disks
+                      if disk.role == "disk" and chance(data, 0.5, f"mode for {disk.name}")]
+            first = self.model.disks[0].name
+            modes = tuple((disk, mode) for disk, mode in chosen
+                          if not (self.profile.keeps_first_disk and disk == first and mode == "no"))
         memory_file = None
         if (self.capabilities.memory_files and self.profile.external_memory and self.model.power != "shutoff"
                 and chance(data, 0.3, "memory file")):
-            memory_file, memory = f"{name or 'unnamed'}.mem", True
+            self.memory_files += 1  # a fresh, short file name: it is the system's file, not the snapshot's name
+            memory_file, memory = f"memory-{self.memory_files}", True
         return ops.CreateSnapshot(name=name, memory=memory, description=description,
                                   flags=self.flags(data, "snapshot", wild), disks=modes, memory_file=memory_file)
 

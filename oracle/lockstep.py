@@ -98,7 +98,8 @@ class Lockstep:
             if self.disks == DEFAULT_LAYOUT:  # a driver of one disk need not know of layouts
                 self.driver.setup(self.blocks)
             else:
-                self.driver.setup(self.blocks, self.disks)
+                setup: Any = self.driver.setup  # setup(blocks, disks): a driver that declares layouts
+                setup(self.blocks, self.disks)
         return self
 
     def __exit__(self, *exc: object) -> None:

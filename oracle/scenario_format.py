@@ -8,7 +8,6 @@ Writing: a scenario, and the <expect> that pins down what the model observed, ba
 from __future__ import annotations
 
 import importlib.resources
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from snaptree.model.profiles import PROFILES, get_profile
 from snaptree.model.run import snapshot_attribute
 from snaptree.model.scenario import DEFAULT_BLOCKS, MAX_BYTES, MAX_STEPS, Expect, Scenario, ScenarioError, ScenarioStep
 from snaptree.model.step import Outcome
+
+from .scenario_schema import schema_problem
 
 SEED_EXAMPLE = "seed-delete-b-two-children.xml"  # what `snaptree compare` shows by default
 SIMPLE_OPS = {cls.tag: cls for cls in ops.POWER_OPS + (ops.DeleteAll,)}
@@ -108,7 +109,7 @@ def from_element(root: etree._Element) -> Scenario:
     scenario = Scenario(profile=profile, blocks=_int(root, "blocks", DEFAULT_BLOCKS))
     if scenario.blocks < 1:
         raise ScenarioError(f"line {root.sourceline}: blocks must be at least 1")
-    layout: list[Disk] = []
+    layout: list[Disk] = []  # the <disk>s so far
     for element in root:
         if not isinstance(element.tag, str):
             continue  # comments and processing instructions
@@ -123,7 +124,7 @@ def from_element(root: etree._Element) -> Scenario:
         elif element.tag == "expect":
             if not scenario.steps:
                 raise ScenarioError(f"line {element.sourceline}: <expect> must follow a step")
-            scenario.steps[-1].expects.append(_expect(element, scenario.blocks, layout or DEFAULT_LAYOUT))
+            scenario.steps[-1].expects.append(_expect(element, scenario.blocks, tuple(layout) or DEFAULT_LAYOUT))
         elif len(scenario.steps) == MAX_STEPS:
             raise ScenarioError(f"line {element.sourceline}: more than the {MAX_STEPS} steps a scenario may have")
         else:
@@ -164,8 +165,12 @@ def _step_problem(op: ops.Operation, scenario: Scenario, profile: Any) -> str | 
 
 
 def _disk(e: etree._Element) -> Disk:
-    return Disk(name=e.get("name", ""), format=e.get("format", "qcow2"), role=e.get("role", "disk"),
+    disk = Disk(name=e.get("name", ""), format=e.get("format", "qcow2"), role=e.get("role", "disk"),
                 mode=e.get("mode", "normal"), readonly=e.get("readonly") == "yes")
+    problem = layout_problem((disk,))
+    if problem:
+        raise ScenarioError(f"line {e.sourceline}: {problem}")
+    return disk
 
 
 def _operation(e: etree._Element) -> ops.Operation:
@@ -192,7 +197,7 @@ def _operation(e: etree._Element) -> ops.Operation:
 
 def _disk_modes(e: etree._Element) -> tuple[tuple[str, str], ...]:
     """disks="vda:internal vdb:no" as ((disk, mode), ...)."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for word in e.get("disks", "").split():
         disk, colon, mode = word.rpartition(":")
         if not colon or not disk or not mode:
@@ -268,84 +273,6 @@ def _yes(e: etree._Element, attr: str) -> bool:
     if raw not in ("yes", "no"):
         raise ScenarioError(f"line {e.sourceline}: {attr}='{raw}' must be yes or no")
     return raw == "yes"
-
-
-# -- what the schema allows, for messages that name it -------------------------------------
-
-RNG = "{http://relaxng.org/ns/structure/1.0}"
-# the schema's datatypes: what a value must look like (XML Schema collapses the spaces around it)
-DATATYPES = {"positiveInteger": (r"\+?0*[1-9][0-9]*", "a whole number from 1"),
-             "nonNegativeInteger": (r"\+?[0-9]+", "a whole number from 0"),
-             "NCName": (r"[^\W\d][\w.-]*", "a name without spaces or colons")}
-Allowed = tuple[str, ...] | str | None  # the values, a datatype, or any text
-Rule = dict[str, tuple[bool, Allowed]]  # per attribute: (required, allowed)
-
-
-@cache
-def attribute_rules() -> dict[tuple[str, str], Rule]:
-    """Per element, by (its parent's tag, its tag) as the schema places it: its attributes,
-    whether each is required, and what it allows; read from scenario.rng itself."""
-    grammar = etree.fromstring(library().joinpath("scenario.rng").read_bytes(), safe_parser())
-    defines = {d.get("name"): d for d in grammar.iter(RNG + "define")}
-    rules: dict[tuple[str, str], Rule] = {}
-
-    def allowed(node: etree._Element) -> Allowed:
-        values = [v.text or "" for v in _within(node, defines, "value")]
-        types = [d.get("type", "") for d in _within(node, defines, "data")]
-        return tuple(values) if values else types[0] if types else None
-
-    def walk(node: etree._Element, parent: str, rule: Rule, optional: bool) -> None:
-        for child in node:
-            kind = child.tag.removeprefix(RNG) if isinstance(child.tag, str) else ""
-            if kind == "element":
-                walk(child, child.get("name", ""), rules.setdefault((parent, child.get("name", "")), {}), False)
-            elif kind == "attribute":
-                rule[child.get("name", "")] = (not optional, allowed(child))
-            elif kind == "ref":
-                walk(defines[child.get("name")], parent, rule, optional)
-            elif kind in ("optional", "zeroOrMore", "choice", "group", "oneOrMore", "interleave", "start"):
-                walk(child, parent, rule, optional or kind in ("optional", "zeroOrMore", "choice"))
-
-    walk(grammar, "", {}, False)
-    return rules
-
-
-def _within(node: etree._Element, defines: dict[Any, etree._Element], kind: str) -> list[etree._Element]:
-    """The <value>s or <data>s under ``node``, through its refs."""
-    found = []
-    for child in node:
-        if not isinstance(child.tag, str):
-            continue
-        if child.tag == RNG + kind:
-            found.append(child)
-        else:
-            found += _within(defines[child.get("name")] if child.tag == RNG + "ref" else child, defines, kind)
-    return found
-
-
-def schema_problem(root: etree._Element) -> tuple[int, str] | None:
-    """The first attribute the schema refuses, with the value it has and what it may have
-    (libxml2 says only "Invalid attribute power for element expect"); None when none is."""
-    rules = attribute_rules()
-    for e in root.iter():
-        parent = e.getparent()
-        rule = rules.get(("" if parent is None else str(parent.tag), str(e.tag)))
-        if rule is None:  # a comment, or an element out of place: libxml2's message names it
-            continue
-        where = f"<{e.tag}>"
-        attributes = {str(key): str(value) for key, value in e.attrib.items()}
-        for name, raw in attributes.items():
-            if name not in rule:
-                return _line(e), f"{where} has no attribute {name}= (it takes: {', '.join(rule) or 'none'})"
-            allowed = rule[name][1]
-            if isinstance(allowed, tuple) and " ".join(raw.split()) not in allowed:
-                return _line(e), f"{where} {name}='{raw}' is not one of: {', '.join(allowed)}"
-            if isinstance(allowed, str) and allowed in DATATYPES and not re.fullmatch(DATATYPES[allowed][0], raw.strip()):
-                return _line(e), f"{where} {name}='{raw}' must be {DATATYPES[allowed][1]}"
-        missing = [name for name, (required, _) in rule.items() if required and name not in attributes]
-        if missing:
-            return _line(e), f"{where} needs {missing[0]}="
-    return None
 
 
 # -- writing -------------------------------------------------------------------------------

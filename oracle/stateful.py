@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from snaptree.model import ops
-from snaptree.model.disks import DEFAULT_LAYOUT
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 
 from . import situations
 from .driver import Driver
@@ -41,6 +41,7 @@ class SnapshotConformance(RuleBasedStateMachine):
 
     make_driver: ClassVar[Callable[[], Driver]]
     blocks: ClassVar[int] = 8
+    disks: ClassVar[tuple[Disk, ...] | None] = None  # every history on this layout (None: drawn)
     listener: ClassVar[Listener | None] = None
     _driver: ClassVar[Driver | None] = None  # one driver object serves every example
     guards: ClassVar[tuple[Guard, ...]] = ()  # known findings left out (snaptree.oracle.findings)
@@ -79,8 +80,8 @@ class SnapshotConformance(RuleBasedStateMachine):
         other layouts) and the history's mix; most histories start with a running VM,
         where the profile has one."""
         layouts = self.driver.capabilities().layouts
-        disks = data.draw(st.sampled_from(layouts), label="layout") \
-            if layouts and chance(data, 0.4, "several disks") else DEFAULT_LAYOUT
+        disks = self.disks or (data.draw(st.sampled_from(layouts), label="layout")
+                               if layouts and chance(data, 0.4, "several disks") else DEFAULT_LAYOUT)
         self.lockstep = Lockstep(self.driver, self.blocks, disks).__enter__()
         self.generator = HistoryGenerator(self.driver, self.lockstep.model, self.guards, self.excluded)
         self.generator.draw_mix(data)
@@ -94,8 +95,10 @@ class SnapshotConformance(RuleBasedStateMachine):
 
 def conformance_machine(make_driver: Callable[[], Driver], blocks: int = 8,
                         listener: Listener | None = None, label: str = "", guards: tuple[Guard, ...] = (),
-                        excluded: Counter[str] | None = None) -> type[SnapshotConformance]:
-    """A state machine class for one driver (each class has its own driver object)."""
+                        excluded: Counter[str] | None = None,
+                        disks: tuple[Disk, ...] | None = None) -> type[SnapshotConformance]:
+    """A state machine class for one driver (each class has its own driver object); ``disks``
+    puts every history on that layout."""
     attrs: dict[str, Any] = {"make_driver": staticmethod(make_driver), "blocks": blocks, "listener": listener,
-                             "_driver": None, "guards": guards, "excluded": excluded}
+                             "_driver": None, "guards": guards, "excluded": excluded, "disks": disks}
     return type(f"Conformance_{label or 'driver'}", (SnapshotConformance,), attrs)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ops
+from ..disks import DEFAULT_LAYOUT, Disk
 from ..errors import ModelError
 from ..escape import plural, printable
 from ..machine import Machine
@@ -96,6 +97,7 @@ class Bounds:
     operations: tuple[str, ...] = OP_TAGS  # those the profile cannot perform are left out
     flags: str = "common"
     unnamed: bool = False  # also creates without a name (the profile's automatic name)
+    disks: tuple[Disk, ...] = DEFAULT_LAYOUT  # the VM: writes go to every disk
 
     def validate(self) -> None:
         for what, items in (("name", self.names), ("value", self.values)):
@@ -104,7 +106,7 @@ class Bounds:
                     raise BoundsError(f"{what} '{item}' looks like a memory image token (ram<N>): choose another")
         if self.blocks < 1:
             raise BoundsError("--blocks must be at least 1")
-        check_letters(max(self.blocks * len(self.values), len(self.names)))  # before a list of them is made
+        check_letters(max(self.blocks * len(self.values) * len(self.disks), len(self.names)))  # before a list is made
         unknown = sorted(set(self.operations) - set(OP_TAGS))
         if unknown:
             raise BoundsError(f"unknown operation '{unknown[0]}' (known: {', '.join(OP_TAGS)})")
@@ -125,10 +127,14 @@ def alphabet(profile_name: str, bounds: Bounds) -> list[ops.Operation]:
     result: list[ops.Operation] = []
     for tag in wanted:
         if tag == "write":
-            result += [ops.Write(b, v) for b in range(bounds.blocks) for v in bounds.values]
+            disks = [None, *(disk.name for disk in bounds.disks[1:] if not disk.readonly)]
+            result += [ops.Write(b, v, d) for d in disks for b in range(bounds.blocks) for v in bounds.values]
         elif tag == "snapshot":
             names: list[str | None] = [*bounds.names, *([None] if bounds.unnamed else [])]
             result += [ops.CreateSnapshot(name, flags=f) for f in flag_sets(tag) for name in names]
+            if len(bounds.disks) > 1 and "no" in profile.create_disk_modes:  # the other disks left out
+                left_out = tuple((disk.name, "no") for disk in bounds.disks[1:])
+                result += [ops.CreateSnapshot(name, disks=left_out) for name in names]
         elif tag in ("revert", "delete"):
             refs: list[str | None] = list(bounds.names)
             if tag == "revert" and profile.revert_to_current:
@@ -151,7 +157,7 @@ def canonical_key(m: Machine, clock: bool) -> tuple:
 
     nodes = tuple(
         (s.id, s.name, s.parent.id if s.parent else None, tuple(c.id for c in s.children),
-         tuple(sorted(s.delta.items())), image(s.memory), s.state, s.description)
+         tuple(sorted(s.delta.items())), image(s.memory), s.state, s.description, s.modes, s.memory_file)
         for s in m.snapshots.values()
     )
     extra = _rename(m.profile_state_key(), image)
@@ -213,17 +219,25 @@ class Exploration:
         return steps[::-1]
 
 
+def check_layout(profile_name: str, disks: tuple[Disk, ...]) -> None:
+    problem = get_profile(profile_name).layout_problem(disks)
+    if problem:
+        raise BoundsError(f"--disks: {problem}")
+
+
 def explore(profile_name: str, depth: int, bounds: Bounds = Bounds(), props: frozenset[str] = frozenset(PROPERTIES),
             graph: bool = False, dedup: bool = True, keep: Callable[[ops.Operation], bool] | None = None) -> Exploration:
     """Breadth-first over every history up to ``depth``; ``dedup=False`` is the baseline that
     expands every history (for the benchmark); ``keep`` narrows the alphabet (to what a driver can do)."""
     bounds.validate()
+    check_layout(profile_name, bounds.disks)
     started = time.perf_counter()
     letters = [op for op in alphabet(profile_name, bounds) if keep is None or keep(op)]
     check_letters(len(letters))
     clock = any(isinstance(op, ops.CreateSnapshot) and op.name is None for op in letters)
     result = Exploration(profile_name, depth, bounds, letters, clock=clock)
-    root = Machine(get_profile(profile_name), bounds.blocks)
+    profile = get_profile(profile_name)
+    root = Machine(profile, bounds.blocks, profile.own_layout(bounds.disks))
     seen: dict[tuple, int] = {canonical_key(root, clock): 0}
     result.parents.append((-1, -1))
     result.new_per_depth.append(1)
@@ -354,7 +368,8 @@ def _replayed(result: Exploration) -> Iterator[Machine]:
     """Each explored state as a machine, in order: its parent's with one more operation.  States
     are numbered breadth-first, so no later state has an earlier parent than the one before it,
     and a machine is dropped once no state can come from it."""
-    machines = {0: Machine(get_profile(result.profile), result.bounds.blocks)}
+    profile = get_profile(result.profile)
+    machines = {0: Machine(profile, result.bounds.blocks, profile.own_layout(result.bounds.disks))}
     yield machines[0]
     oldest = 0
     for state in range(1, result.states):

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ops
+from ..disks import DEFAULT_LAYOUT, Disk
 from ..escape import plural
 from ..machine import Machine
 from ..profiles import get_profile
 from ..step import Outcome, step
-from .explore import Bounds, alphabet, canonical_key, check_depth, check_letters, check_states
+from .explore import Bounds, alphabet, canonical_key, check_depth, check_layout, check_letters, check_states
 
 ASPECTS = ("outcome", "tree", "current", "power", "state", "memory", "ram", "reads")
 SAME_STATE = {"saved": "suspended"}  # VirtualBox's word for ESX's suspended: off, RAM on disk
@@ -70,7 +71,8 @@ class Diff:
 
 
 def common_alphabet(first: str, second: str, bounds: Bounds) -> list[ops.Operation]:
-    flag_free = Bounds(bounds.names, bounds.blocks, bounds.values, bounds.operations, "none", bounds.unnamed)
+    flag_free = Bounds(bounds.names, bounds.blocks, bounds.values, bounds.operations, "none", bounds.unnamed,
+                       bounds.disks)
     theirs = set(alphabet(second, flag_free))
     return [op for op in alphabet(first, flag_free) if op in theirs and not (isinstance(op, ops.Revert) and op.ref is None)]
 
@@ -143,6 +145,8 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     a pair that disagrees is a witness and is not explored further."""
     bounds = bounds or Bounds()
     bounds.validate()
+    for name in (first, second):
+        check_layout(name, bounds.disks)
     started = time.perf_counter()
     letters = common_alphabet(first, second, bounds)
     check_letters(len(letters))
@@ -150,7 +154,7 @@ def diff(first: str, second: str, depth: int, bounds: Bounds | None = None) -> D
     p1, p2 = get_profile(first), get_profile(second)
     tree, sibling_order = p1.tree and p2.tree, p1.sibling_order and p2.sibling_order
     clock = bounds.unnamed
-    start = (Machine(p1, bounds.blocks), Machine(p2, bounds.blocks))
+    start = (Machine(p1, bounds.blocks, p1.own_layout(bounds.disks)), Machine(p2, bounds.blocks, p2.own_layout(bounds.disks)))
     seen = {(canonical_key(start[0], clock), canonical_key(start[1], clock))}
     frontier: list[tuple[list[ops.Operation], Machine, Machine]] = [([], *start)]
     for level in range(1, depth + 1):
@@ -214,6 +218,8 @@ def markdown_table(result: Diff) -> str:
     return "\n".join(lines)
 
 
-def replay(profile: str, blocks: int, history: list[ops.Operation]) -> tuple[Machine, list[Outcome]]:
-    m = Machine(get_profile(profile), blocks)
+def replay(profile: str, blocks: int, history: list[ops.Operation],
+           disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> tuple[Machine, list[Outcome]]:
+    system = get_profile(profile)
+    m = Machine(system, blocks, system.own_layout(disks))
     return m, [step(m, op) for op in history]

@@ -108,11 +108,13 @@ def check_revert(m: Machine, op: ops.Revert, before: Before) -> None:
     assert (m.on_disks(current, recorded) if left_out else current) == m.view(target), (
         f"revert: after {ops.describe(op)} the current view {view_text(current)} differs from "
         f"the target id={target.id}'s view {view_text(m.view(target))}")
-    emptied = m.profile.reset_by_revert(m)
-    kept = tuple(i for i in left_out if i not in emptied)
+    restored = m.profile.restored_by_revert(m, target)
+    kept = tuple(i for i in left_out if i not in restored)
     assert m.on_disks(current, kept) == m.on_disks(before.current_view, kept), (
         f"revert: {ops.describe(op)} changed a disk its target left out")
-    assert m.on_disks(current, emptied) == {}, f"revert: {ops.describe(op)} kept a disk the profile empties"
+    for index, content in restored.items():
+        assert m.on_disks(current, (index,)) == {a: v for a, v in content.items() if v != ""}, \
+            f"revert: {ops.describe(op)} left disk {m.disks[index].name} other than the profile sets it"
     assert m.view(target) == before.views.get(target.id), \
         f"revert: {ops.describe(op)} changed what its target reads"
     # the revert went where it was asked to

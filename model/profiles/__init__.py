@@ -8,7 +8,8 @@ from .base import Profile
 from .esx import Esx
 from .libvirt import LibvirtTest
 from .libvirt_esx import LibvirtEsx
-from .libvirt_qemu import LibvirtQemu, LibvirtQemu113
+from .libvirt_qemu import LibvirtQemu
+from .libvirt_qemu_113 import LibvirtQemu113
 from .proposal_2010 import Proposal2010
 from .qemu_img import QemuImg
 from .qemu_live import QemuHmp, QemuQmp

@@ -62,6 +62,7 @@ class Profile:
     snapshot_kind: ClassVar[str] = "internal"  # what a snapshot does with a disk it includes
     create_disk_modes: ClassVar[frozenset[str]] = frozenset()  # per-disk modes a create may name
     external_memory: ClassVar[bool] = False  # a create may put the memory image in a file of its own
+    keeps_first_disk: ClassVar[bool] = False  # checks draw no per-disk mode "no" for the first disk
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class Profile:
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
         name = self.auto_name(machine) if unnamed or op.name is None else op.name
         self.check_name(machine, name, memory, flags)
-        self.check_disks(machine, modes, memory, flags)
+        self.check_disks(machine, op, modes, memory, flags)
         replaced = None
         clash = self.find_clash(machine, name, modes)
         if clash is not None:
@@ -227,7 +228,8 @@ class Profile:
     def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
         return self.snapshot_kind if disk.mode == "normal" else "no"
 
-    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
+                    flags: frozenset[str]) -> None:
         """Refuse a snapshot of these disks in these modes (raise); the default takes any."""
 
     def memory_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> bool:
@@ -283,10 +285,11 @@ class Profile:
         machine.restore(target)
         machine.load_memory(image, power)
 
-    def reset_by_revert(self, machine: Machine) -> tuple[int, ...]:
-        """Disks left out of snapshots that a revert nevertheless empties (ESX's nonpersistent
-        disks); the others it leaves out read as they did."""
-        return ()
+    def restored_by_revert(self, machine: Machine, target: Snapshot) -> dict[int, dict[int, str]]:
+        """Disks ``target`` left out that the revert to it nevertheless sets, and what they read
+        after it (ESX empties a nonpersistent disk; QEMU writes back the NVRAM a memory state
+        carries); the other disks it left out read as they did."""
+        return {}
 
     def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
         """The power state after reverting and the memory image the RAM comes from (None: a

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .. import ops
-from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
 from .base import INVALID_STATE, NOT_FOUND, UNSUPPORTED, Profile
@@ -45,17 +44,18 @@ class Esx(Profile):
     excluded_as = "independent-persistent"
     snapshot_kind = "external"  # a snapshot starts a delta disk (redo log) per disk
 
-    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
+                    flags: frozenset[str]) -> None:
         if memory and any(disk.mode in INDEPENDENT for disk in machine.disks):  # [§9.10]
             raise ModelError(UNSUPPORTED, "Cannot take a memory snapshot, since the virtual machine is configured "
                                           "with independent disks.")
 
     def revert(self, machine: Machine, op: ops.Revert) -> None:
         super().revert(machine, op)  # an independent disk keeps what it reads [§9.9]
-        machine.put_back({}, self.reset_by_revert(machine))
+        machine.put_back({}, machine.disks_in_mode("independent-nonpersistent"))
 
-    def reset_by_revert(self, machine: Machine) -> tuple[int, ...]:
-        return machine.disks_in_mode("independent-nonpersistent")  # its changes are discarded [§9.9]
+    def restored_by_revert(self, machine: Machine, target: Snapshot) -> dict[int, dict[int, str]]:
+        return dict.fromkeys(machine.disks_in_mode("independent-nonpersistent"), {})  # discarded [§9.9]
 
     def power(self, machine: Machine, operation: str) -> None:
         super().power(machine, operation)

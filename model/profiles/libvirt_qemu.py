@@ -9,7 +9,7 @@ from .. import ops
 from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine, ProfileState, Snapshot
-from .base import BASIC_TRANSITIONS, DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
+from .base import BASIC_TRANSITIONS, DISK_ONLY, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
 from .libvirt import INVALID, Libvirt
 
 # libvirt 9.0.0's QEMU driver, seen: a name too long for its metadata file fails after qcow2 took it
@@ -51,6 +51,12 @@ class QemuDriverState(ProfileState):
     file_of: dict[str, str] = field(default_factory=dict)
     overlay_of: dict[str, str] = field(default_factory=dict)
     base_of: dict[str, str] = field(default_factory=dict)
+    # what the NVRAM held when an external snapshot saved the memory: the flash rides in the
+    # migration stream, and loading it writes it back to the file [§9.18]
+    flash: dict[str, dict[int, str]] = field(default_factory=dict)
+    # 9.0.0, seen: a paused domain's external memory snapshot leaves it paused "due to migration"
+    # until it runs or stops again [§9.22]
+    migration_paused: bool = False
 
     def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None,
              left_out: tuple[int, ...] = ()) -> None:
@@ -74,7 +80,7 @@ def qemu_state(machine: Machine) -> QemuDriverState:
     return machine.state(QemuDriverState)
 
 
-def _rest_on(machine: Machine, base: Snapshot, view: dict[int, str], left_out: tuple[int, ...]) -> None:
+def _rest_on(machine: Machine, base: Snapshot | None, view: dict[int, str], left_out: tuple[int, ...]) -> None:
     """Make the running state read ``view`` on top of ``base`` (only the differing blocks), but
     for the disks ``left_out`` of the snapshot QEMU loaded: they keep what they read."""
     kept = machine.running_content(left_out) if left_out else {}
@@ -166,21 +172,46 @@ class LibvirtQemu(Libvirt):
         is left out [§9.14]; the NVRAM is in a snapshot when its qcow2 file takes the tag or the
         memory state carries the flash [§9.17, §9.18]."""
         external = "disk-only" in flags or op.memory_file is not None
-        memory = machine.power != "shutoff" and "disk-only" not in flags and op.memory is not False
+        if op.memory_file is not None and self.migration_paused(machine):  # [§9.22]
+            raise ModelError(INVALID_STATE, "operation failed: Can't migrate the vm that was paused due to previous "
+                                            "migration")
         modes = list(super().modes_for(machine, op, flags))
         asked = dict(op.disks)
+        nvram = next((d.name for d in machine.disks if d.role == "nvram" and d.name in asked), None)
+        if nvram is not None:  # the NVRAM is no <disk> of the domain (9.0.0, 11.3.0, seen) [§9.17]
+            raise self.nvram_named(nvram)
         if op.memory_file is not None and "internal" in asked.values():
             raise ModelError(UNSUPPORTED, MIXING)
+        external = external or self.defaults_follow_external(asked)
         for index, disk in enumerate(machine.disks):
             if disk.name in asked:
                 continue
             if disk.role == "nvram":
-                modes[index] = "internal" if memory else self.nvram_mode(disk, external)
+                modes[index] = self.nvram_mode(disk, external)
             elif disk.readonly or disk.mode == "no":
                 modes[index] = "no"
             else:
                 modes[index] = "external" if external else "internal"
         return tuple(modes)
+
+    pauses_for_migration = True  # [§9.22]
+
+    @staticmethod
+    def migration_paused(machine: Machine) -> bool:
+        state = machine.profile_state
+        return isinstance(state, QemuDriverState) and state.migration_paused
+
+    def power(self, machine: Machine, operation: str) -> None:
+        super().power(machine, operation)
+        if operation != "pause" and self.migration_paused(machine):
+            qemu_state(machine).migration_paused = False
+
+    def nvram_named(self, name: str) -> ModelError:
+        return ModelError(UNSUPPORTED, f"unsupported configuration: no disk named '{name}'")
+
+    def defaults_follow_external(self, asked: dict[str, str]) -> bool:
+        """Whether a disk the snapshot does not name becomes external when another is (11.3.0)."""
+        return False
 
     def nvram_mode(self, nvram: Disk, external: bool) -> str:
         """The NVRAM in a snapshot without memory (with memory, QEMU's migration stream carries
@@ -193,12 +224,13 @@ class LibvirtQemu(Libvirt):
             return "libvirt 9.0 has no qcow2 NVRAM: it drops <nvram format=...> and QEMU gets the file as raw [§9.17]"
         return super().layout_problem(disks)
 
-    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
+                    flags: frozenset[str]) -> None:
         running = machine.power != "shutoff"
-        disks = list(zip(machine.disks, modes))
+        disks = list(zip(machine.disks, modes, strict=True))
         internal = [d for d, mode in disks if mode == "internal" and d.role == "disk"]
         external = [d for d, mode in disks if mode == "external"]
-        if "disk-only" in flags or (external and not internal and memory):
+        if "disk-only" in flags or (external and not internal and op.memory_file is not None):
             if running and internal:  # [§9.15]
                 raise ModelError(UNSUPPORTED, "unsupported configuration: active qemu domains require external disk "
                                               f"snapshots; disk {internal[0].name} requested internal")
@@ -237,7 +269,8 @@ class LibvirtQemu(Libvirt):
 
     def after_create(self, machine: Machine, snap: Snapshot, flags: frozenset[str]) -> None:
         state = qemu_state(machine)
-        if '"' in snap.name and snap.memory is not None:  # taken by HMP savevm: see QemuDriverState.phantoms
+        if '"' in snap.name and snap.memory is not None and "external" not in snap.modes:
+            # taken by HMP savevm: see QemuDriverState.phantoms
             # no point in time was saved: the snapshot reads '?' everywhere, and the running
             # state (and so every later snapshot) holds the whole disk itself
             recorded = [a for i in range(len(machine.disks)) if i not in snap.left_out() for a in machine.addresses(i)]
@@ -247,6 +280,11 @@ class LibvirtQemu(Libvirt):
             state.phantoms.add(snap.id)
         elif "external" in snap.modes:  # the domain's disks move to new overlays on top of the old files
             state.external.add(snap.id)
+            nvram = tuple(i for i, d in enumerate(machine.disks) if d.role == "nvram")
+            if snap.memory is not None and nvram:
+                state.flash[snap.id] = machine.running_content(nvram)
+            if snap.memory_file is not None and machine.power == "paused" and self.pauses_for_migration:
+                state.migration_paused = True
             state.base_of[snap.id] = state.live
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
@@ -268,6 +306,7 @@ class LibvirtQemu(Libvirt):
         super().revert(machine, op)
         target = machine.current
         state = qemu_state(machine)
+        state.migration_paused = False
         if target is not None and target.id in state.file_of:  # the domain's disk is the snapshot's file again
             state.live = state.file_of[target.id]
         source = self.qcow2_source(machine, target) if target is not None else None
@@ -304,6 +343,11 @@ class LibvirtQemu(Libvirt):
 
     def remove(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
         state = qemu_state(machine)
+        if "metadata-only" not in flags and state.migration_paused and any(
+                node.id in state.external and self.in_active_chain(machine, node)
+                for node in self.deleted(machine, target, flags)):  # its nodes are inactive (9.0.0, seen) [§9.22]
+            raise ModelError(INVALID_STATE, "internal error: unable to execute QEMU command 'block-commit': Block "
+                                            "node is read-only")
         if "metadata-only" not in flags:  # the qcow2 snapshots go too, found by name (delvm, qemu-img -d)
             for node in self.deleted(machine, target, flags):
                 self.commit_external(machine, node)
@@ -378,112 +422,3 @@ class LibvirtQemu(Libvirt):
         if target.parent is not None and target.parent.id not in external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: deleting external snapshot that has "
                                           "internal snapshot as parent not supported")
-
-
-# QEMU's id_wellformed (util/id.c): a job id is a letter, then letters, digits, '-', '.', '_'
-JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
-
-
-class LibvirtQemu113(LibvirtQemu):
-    """libvirt 11.3.0's QEMU driver (bookworm-backports, with QEMU 10.0.2): each rule below
-    is one seen to differ from 9.0's by replaying the 9.0 scenarios and by probes on 11.3.0
-    (qemu_snapshot.c names the functions).  Internal snapshots of a running domain go through
-    QMP jobs (snapshot-save, -load, -delete) instead of HMP; external snapshots can be reverted
-    to, and deleting them follows qemuSnapshotDeleteValidate's rules."""
-
-    name = "libvirt-qemu-11.3"
-    system = "libvirt 11.3.0 QEMU driver (qemu:///embed), QEMU 10.0"
-    versions = {"libvirt": ("11.3", None), "QEMU": ("10.0", None)}
-    family = "libvirt-qemu"
-    summary = "libvirt 11.3's QEMU driver: QMP snapshot jobs, revert to external snapshots, 11.3's delete rules"
-    failure_side_effects = frozenset({UNSAVED_METADATA, ID_LOAD})  # no phantoms: QMP reports the failure
-
-    def nvram_mode(self, nvram: Disk, external: bool) -> str:
-        # a qcow2 NVRAM takes the internal snapshot's tag; a raw one is left out, as an
-        # external snapshot leaves it [§9.18]
-        return "internal" if nvram.format == "qcow2" and not external else "no"
-
-    def check_pflash(self, machine: Machine, running: bool) -> None:
-        if running and any(d.role == "nvram" and d.format != "qcow2" for d in machine.disks):  # [§9.18]
-            raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshots of a VM with pflash based "
-                                          "firmware require QCOW2 nvram format")
-
-    def mixed_refusal(self, external: Disk) -> ModelError:
-        return ModelError(UNSUPPORTED, MIXING)  # of a shut-off domain [§9.16]
-
-    def before_taking(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        if memory and "disk-only" not in flags and machine.power != "shutoff":  # QMP snapshot-save
-            self.check_job_id(name, "snapshot-save", "save")
-            state = qemu_state(machine)
-            if any(e.name == name and e.file == state.live for e in state.qcow2):
-                # snapshot-save refuses a tag the image already has (left by a failed create, or
-                # by a METADATA_ONLY delete): seen on 11.3.0, where 9.0's savevm overwrote it
-                raise ModelError(DUPLICATE, f"operation failed: snapshot-save job failed: Snapshot '{name}' "
-                                            "already exists in one or more devices")
-
-    @staticmethod
-    def check_job_id(name: str, command: str, job: str) -> None:
-        """qemuSnapshotCreateActiveInternal and friends name the QMP job internal-snapshot-JOB-NAME:
-        QEMU refuses a name with other characters than JOB_ID_CHARS (seen on 11.3.0 for ' ', '+',
-        ',', "'", '"', 'é')."""
-        if not set(name) <= JOB_ID_CHARS:
-            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to execute QEMU command '{command}': "
-                                               f"Invalid job ID 'internal-snapshot-{job}-{name}'")
-
-    def revert(self, machine: Machine, op: ops.Revert) -> None:
-        target = self.resolve(machine, op, "revert")
-        state = qemu_state(machine)
-        if target.id not in state.external:
-            super().revert(machine, op)
-            return
-        # 11.3.0, seen: a revert to an external snapshot succeeds (qemuSnapshotRevertExternal); a
-        # new overlay <image>.<epoch second> on the snapshot's file takes the writes and the
-        # discarded one is deleted; the domain boots afresh: shut off unless RUNNING or PAUSED,
-        # from whatever power state and whatever state the snapshot recorded
-        Libvirt.revert(self, machine, op)
-        state.live = state.overlay_of[target.id] = f"revert-{target.id}-{machine.clock}"
-
-    def revert_outcome(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> tuple[str, str | None]:
-        if target.id in qemu_state(machine).external:
-            # its memory file brings the domain back as it ran [§9.19]; without one it boots afresh
-            return Libvirt.revert_outcome(self, machine, target, flags) if target.memory is not None \
-                else self.inactive_revert(flags)
-        try:
-            return super().revert_outcome(machine, target, flags)
-        except ModelError as error:
-            if error.side_effect != ID_LOAD:
-                raise
-            # the same outcome as 9.0's, reported by the QMP snapshot-load job (11.3.0, seen)
-            raise ModelError(DISK_ONLY, f"operation failed: load of internal snapshot '{target.name}' job "
-                                        "failed: Error -22 while loading VM state", side_effect=ID_LOAD) from None
-
-    def check_delete(self, machine: Machine, target: Snapshot, flags: frozenset[str]) -> None:
-        state = qemu_state(machine)
-        if "metadata-only" in flags or flags & {"children", "children-only"} or target.id not in state.external:
-            super().check_delete(machine, target, flags)  # CHILDREN, CHILDREN_ONLY: 9.0's rules and words (seen)
-            if "children-only" in flags and target.id in state.external and target.children and machine.current is target:
-                # the current external snapshot keeps its children: 11.3.0, seen (9.0 deletes them)
-                raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot "
-                                              "that is not a leaf snapshot is not supported")
-            if machine.power != "shutoff" and "metadata-only" not in flags:
-                for node in self.deleted(machine, target, flags):  # QMP snapshot-delete: the same job id rule (seen on 11.3.0)
-                    if node.id not in state.external:
-                        self.check_job_id(node.name, "snapshot-delete", "delete")
-            return
-        # an external snapshot, without flags: qemuSnapshotDeleteValidate and
-        # qemuSnapshotDeleteExternalPrepareData, in the order seen on 11.3.0
-        if len(target.children) > 1:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of external disk snapshot with "
-                                          "multiple children snapshots not supported")
-        outside_leaf = not target.children and not self.in_active_chain(machine, target)
-        if target.parent is not None and target.parent.id not in state.external and not outside_leaf:
-            # a leaf outside the domain's chain (after a revert to its internal parent) goes: only its
-            # metadata, its overlay file stays behind (11.3.0, seen: virt-manager #811) [§9.21]
-            raise ModelError(UNSUPPORTED, "Operation not supported: deleting external snapshot that has internal "
-                                          "snapshot as parent not supported")
-        if target.children and machine.current is target:
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of active external snapshot that "
-                                          "is not a leaf snapshot is not supported")
-        if target.children and not self.in_active_chain(machine, target):
-            raise ModelError(UNSUPPORTED, "unsupported configuration: deletion of non-leaf external snapshot that "
-                                          "is not in active chain is not supported")

@@ -47,6 +47,9 @@ class LiveQemu(Profile):
     name_limit = 255  # QEMUSnapshotInfo.name is char[256] (pstrcpy) [§4.6]
     failure_side_effects = frozenset({FAILED_LOAD, LOAD_MOVED_DISK})
     nvram = True  # OVMF's variable store is a pflash block node like any other [§9.5]
+    # QEMU numbers snapshots per node; the model has one id space, the first disk's, which
+    # holds the VM state: checks never leave the first disk out of a snapshot [§9.23]
+    keeps_first_disk = True
 
     def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
         # bdrv_all_can_snapshot and savevm skip a read-only node [§9.4]
@@ -54,12 +57,14 @@ class LiveQemu(Profile):
 
     def modes_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> tuple[str, ...]:
         modes = super().modes_for(machine, op, flags)
-        if op.memory is False:  # blockdev-snapshot-internal-sync takes the first disk's node only
-            return modes[:1] + ("no",) * (len(modes) - 1)
+        if op.memory is False:  # blockdev-snapshot-internal-sync takes the first disk's node, whatever
+            # else the create says: it names one device (QEMU 7.2.22, seen) [§9.6]
+            return (self.default_mode(machine.disks[0], flags),) + ("no",) * (len(modes) - 1)
         return modes
 
-    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
-        for disk, mode in zip(machine.disks, modes):
+    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
+                    flags: frozenset[str]) -> None:
+        for disk, mode in zip(machine.disks, modes, strict=True):
             if mode == "internal" and disk.format == "raw":  # [§9.4]
                 raise writable_raw(disk.name)
 

@@ -55,7 +55,8 @@ class Vcsim(Esx):
     failure_side_effects = frozenset({CRASHED})
     disk = False  # no disk deltas are made, so writes are refused and every view is empty [§2.17]
 
-    def check_disks(self, machine: Machine, modes: tuple[str, ...], memory: bool, flags: frozenset[str]) -> None:
+    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
+                    flags: frozenset[str]) -> None:
         """vcsim knows no disk modes: a memory snapshot of a VM with independent disks is taken [§9.11]."""
 
     def perform(self, machine: Machine, op: ops.Operation) -> Snapshot | None:

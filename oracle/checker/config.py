@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from snaptree.model.disks import Disk
+
 if TYPE_CHECKING:
     from ..driver import Driver
 
@@ -22,6 +24,7 @@ class CheckConfig:
     examples: int = 100  # random histories, in all shards together
     steps: int = 20  # operations per history at most
     blocks: int = 8  # disk size in blocks
+    disks: tuple[Disk, ...] | None = None  # every history on this VM layout; None: drawn from the driver's
     seed: int | None = None  # makes the run repeatable
     database: str | None = DEFAULT_DATABASE  # a directory, redis://HOST:PORT/DB, or None
     out: str = "snaptree-out"  # where counterexamples go

@@ -14,18 +14,19 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
 from snaptree.model import get_profile
+from snaptree.model.disks import Disk, layout_spec
 
 from .. import lifetime
 from ..cover import random_coverage
-from ..driver import Driver
+from ..driver import Capabilities, Driver
 from ..driver_checks import own_frame
-from ..errors import hide_secrets
+from ..errors import UsageError, hide_secrets
 from ..findings import guards_for
 from ..lockstep import Divergence, DriverError, Lockstep
 from ..resolve import ResolvedDriver, resolve_driver
 from ..shards import merge, open_database, shard_examples, shard_seed
 from ..shrink import shrink
-from ..situations import applicable
+from ..situations import Situation, applicable
 from ..stateful import conformance_machine
 from . import hypothesis_adapter
 from .config import CheckConfig
@@ -43,13 +44,15 @@ def run_check(config: CheckConfig, resolved: ResolvedDriver | None = None,
     before any example runs, EnvironmentFailure when the machine under the driver fails."""
     check_limits(config)
     resolved = resolved or resolve_driver(config.driver, config.profile, config.options)
+    if config.disks is not None:
+        check_layout(resolved, config.disks)
     shards = 1 if config.shard else max(config.shards, config.workers)
     if shards > 1:
         return _run_on_workers(config, resolved, shards, progress)
     k, n = config.shard or (1, 1)
     result = _run_shard(resolved, examples=shard_examples(config.examples, k, n), steps=config.steps,
                         blocks=config.blocks, seed=shard_seed(config.seed, k, n), database=config.database,
-                        out=config.out, progress=progress, guards=config.guards)
+                        out=config.out, progress=progress, guards=config.guards, disks=config.disks)
     if config.shard:
         result.shard = f"shard {k}/{n}"
     return result
@@ -72,15 +75,31 @@ def _run_on_workers(config: CheckConfig, resolved: ResolvedDriver, shards: int,
 
 def _merged(results: list[CheckResult], config: CheckConfig, resolved: ResolvedDriver, started: float) -> CheckResult:
     merged = merge(results, resolved.cls, started, time.monotonic(),
-                   applicable(get_profile(resolved.profile), resolved.cls.operations, bool(resolved.cls.layouts),
-                              resolved.cls.memory_files),
+                   situations_of(resolved.profile, resolved.make().capabilities()),
                    guards_for(resolved.profile) if config.guards else [])
     merged.shard_results, merged.workers = results, config.workers
     return merged
 
 
+def situations_of(profile: str, capabilities: Capabilities) -> list[Situation]:
+    """The situations a driver that can do this can reach under this profile."""
+    return applicable(get_profile(profile), capabilities.operations, bool(capabilities.layouts),
+                      capabilities.memory_files)
+
+
+def check_layout(resolved: ResolvedDriver, disks: tuple[Disk, ...]) -> None:
+    """UsageError when the profile cannot have this VM or the driver cannot build it."""
+    profile = get_profile(resolved.profile)
+    problem = profile.layout_problem(disks)
+    if problem is None and not resolved.make().capabilities().builds(profile.own_layout(disks)):
+        problem = f"driver {resolved.name} does not build a VM of disks {layout_spec(disks)}"
+    if problem:
+        raise UsageError(f"--disks {layout_spec(disks)}: {problem}")
+
+
 def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: int, seed: int | None,
-               database: str | None, out: str, progress: IO[str] | None, guards: bool) -> CheckResult:
+               database: str | None, out: str, progress: IO[str] | None, guards: bool,
+               disks: tuple[Disk, ...] | None = None) -> CheckResult:
     """Drive ``examples`` random histories of up to ``steps`` operations through the model and
     the driver.  A divergence is shrunk by replaying it; the minimal one is written to ``out``.
     With ``guards``, operations that a known finding's guard matches are not drawn."""
@@ -95,7 +114,8 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
         return driver
 
     machine = conformance_machine(make_driver, blocks, progress_listener, label=f"{driver_class.name}_{profile}",
-                                  guards=tuple(g for g, _ in guarded), excluded=progress_listener.stats.excluded)
+                                  guards=tuple(g for g, _ in guarded), excluded=progress_listener.stats.excluded,
+                                  disks=disks)
 
     def factory() -> Any:
         return machine()
@@ -149,6 +169,8 @@ def _run_shard(resolved: ResolvedDriver, *, examples: int, steps: int, blocks: i
         signalled.partial = result
         raise
     result.database_lost = lost()
+    if drivers:  # the situations of what the driver, as made for this profile, can do (layouts, memory files)
+        result.situations = situations_of(profile, drivers[0].capabilities())
     if result.divergence is None and result.stats.examples < examples and not result.database_lost:
         result.stopped = f"Hypothesis ended the run after {result.stats.examples} of {examples} examples: {stopped}"
     try:

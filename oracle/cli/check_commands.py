@@ -63,7 +63,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if max(shard[1] if shard else 1, shards) > examples:
         raise UsageError(f"--examples {examples} is fewer than the shards: each shard needs one at least")
     config = CheckConfig(driver=args.driver, profile=resolved.profile, options=resolved.options,
-                         examples=examples, steps=steps, blocks=args.blocks, seed=args.seed,
+                         examples=examples, steps=steps, blocks=args.blocks, disks=args.disks, seed=args.seed,
                          database=None if database == "none" else database, out=args.out,
                          guards=not args.no_guards, shard=shard, shards=shards, workers=workers)
     try:
@@ -112,7 +112,8 @@ RANDOM_ONLY = (("examples", "--examples", "the plan's histories are as many as i
                ("workers", "--workers", "the plan runs in one process"),
                ("shards", "--shards", "the plan runs in one process"),
                ("shard", "--shard", "the plan runs in one process"),
-               ("no_guards", "--no-guards", "the plan draws nothing that a guard could leave out"))
+               ("no_guards", "--no-guards", "the plan draws nothing that a guard could leave out"),
+               ("disks", "--disks", "the plan's graph is of one qcow2 disk"))
 
 
 def idle_options(args: argparse.Namespace) -> None:

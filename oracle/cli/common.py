@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 from snaptree.model import PROFILES
+from snaptree.model.disks import Disk, parse_layout
 
 from .. import outputs
 from ..errors import UsageError
@@ -78,6 +79,14 @@ def uri(text: str) -> str:
             raise argparse.ArgumentTypeError(f"'{text}': the embed root must be an absolute directory: "
                                              "qemu:///embed?root=/DIR")
     return text
+
+
+def layout(text: str) -> tuple[Disk, ...]:
+    """--disks: a VM layout's short form (``snaptree.model.disks.parse_layout``)."""
+    try:
+        return parse_layout(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'{text}': {error}") from None
 
 
 def names(text: str) -> tuple[str, ...]:

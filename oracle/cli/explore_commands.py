@@ -10,7 +10,7 @@ from snaptree.model.escape import plural, printable
 
 from ..errors import UsageError
 from ..outputs import write_output, write_outputs
-from .common import EXIT_FAILED, EXIT_OK, check_writable, names, one_profile, output, positive
+from .common import EXIT_FAILED, EXIT_OK, check_writable, layout, names, one_profile, output, positive
 from .graphviz import svg
 
 if TYPE_CHECKING:  # imported when a command runs: networkx is slow to load for the other commands
@@ -23,6 +23,8 @@ def bound_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--values", type=names, help="values written (default a,b)")
     p.add_argument("--ops", type=names, help="operations, by scenario tag (default: all the profile has)")
     p.add_argument("--unnamed", action="store_true", help="also creates without a name")
+    p.add_argument("--disks", type=layout, metavar="LAYOUT",
+                   help="the VM's disks, e.g. vda,vdb or vda,vdb:excluded (default: one qcow2 disk)")
 
 
 def bounds(args: argparse.Namespace) -> Bounds:
@@ -31,7 +33,7 @@ def bounds(args: argparse.Namespace) -> Bounds:
     defaults = Bounds()
     return Bounds(names=args.names or defaults.names, blocks=args.blocks, values=args.values or defaults.values,
                   operations=args.ops or defaults.operations, flags=getattr(args, "flags", defaults.flags),
-                  unnamed=args.unnamed)
+                  unnamed=args.unnamed, disks=args.disks or defaults.disks)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from ..scenario_format import SEED_EXAMPLE
 from . import streams
 from .catalog_commands import cmd_drivers, cmd_findings
 from .check_commands import cmd_check, cmd_replay
-from .common import EXIT_BAD_INPUT, EXIT_OK, OUTPUT_FULL, Parser, positive, uri
+from .common import EXIT_BAD_INPUT, EXIT_OK, OUTPUT_FULL, Parser, layout, positive, uri
 from .explore_commands import bound_options, cmd_diff, cmd_explore
 from .help_texts import EXAMPLES
 from .model_commands import cmd_compare, cmd_dumpxml, cmd_profiles, cmd_run, cmd_show
@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=positive, help="random histories (default 100)")  # None: not given
     p.add_argument("--steps", type=positive, help="operations per history at most (default 20)")
     p.add_argument("--blocks", type=positive, default=8, help="disk size in blocks (default 8)")
+    p.add_argument("--disks", type=layout, metavar="LAYOUT",
+                   help="every history on this VM, e.g. vda,vdb:raw or vda,pflash1:nvram (default: drawn "
+                        "from the layouts the driver builds)")
     p.add_argument("--seed", type=int, help="make the run repeatable")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.add_argument("--out", metavar="DIR", default="snaptree-out", help="where counterexamples go")

@@ -42,34 +42,136 @@ The process itself (its start, monitor, stop and lifetime) is ``qemu_process``'s
 
 from __future__ import annotations
 
+import os
+import shutil
+import struct
 import time
 from pathlib import Path
 from typing import Any
 
 from snaptree.model import ops
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 from snaptree.model.profiles.qemu_live import DISK_NODE
 
 from .. import lifetime
-from ..driver import Driver, DriverUnavailable, Result
+from ..driver import Driver, DriverUnavailable, EnvironmentFailure, Result
 from ..lifetime import Workspace
 from .qemu_common import (
+    BLOCK_SIZE,
     BlockValues,
     QemuCallFailed,
     call,
     create_image,
+    halves,
     missing,
     qemu_io_writes,
     read_view,
     snapshot_table,
     versions,
 )
-from .qemu_process import ExecuteError, Qemu, QEMUMonitorProtocol, QemuStartFailed, failure, hmp_quote
+from .qemu_process import (
+    ExecuteError,
+    Firmware,
+    Node,
+    Qemu,
+    QEMUMonitorProtocol,
+    QemuStartFailed,
+    failure,
+    hmp_quote,
+)
 
 # xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5.8]
 BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
 BOOT_DISK_SIZE = 1 << 20  # SeaBIOS cannot read a 512-byte disk (0 cylinders); 1 MiB boots
 WRAP = 1 << 32
 STOPPED = {"paused": "paused", "restore-vm": "paused"}  # QEMU run states the model calls paused
+
+# -- several disks [semantics.md §9] ----------------------------------------------------------------
+#
+# Each disk is a block node named after it, attached to a device (§9.8), in layout order, so that
+# the VM state goes to the first disk (§9.3).  An NVRAM disk is OVMF's variable store on pflash1
+# (OVMF_VARS_4M.fd as Debian's ovmf ships it, raw, or converted to qcow2), with OVMF_CODE_4M.fd
+# read-only as pflash0; the guest is then an EFI application that counts at 0x500 as the boot
+# sector does.  The NVRAM's blocks are 4 KiB pieces of its erased (0xff) area from 0x60000 on, so
+# the firmware keeps its variables: a token's bytes are stored inverted there (empty = erased).
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+NV_BASE = 0x60000
+NV_BLOCK = 4096
+NV_SIZE = 0x84000  # OVMF_VARS_4M.fd
+NV_BLOCKS = (NV_SIZE - NV_BASE) // NV_BLOCK
+
+LAYOUTS: tuple[tuple[Disk, ...], ...] = (
+    (Disk("vda"), Disk("vdb")),
+    (Disk("vda"), Disk("vdb", format="raw")),
+    (Disk("vda"), Disk("vdb"), Disk("vdc")),
+    (Disk("vda"), Disk("pflash1", role="nvram")),
+    (Disk("vda"), Disk("pflash1", role="nvram", format="raw")),
+)
+
+
+def efi_counter(counter: int = 0x500) -> bytes:
+    """A PE32+ EFI application: SetWatchdogTimer(0, 0, 0, NULL) (the boot manager's 5-minute
+    watchdog would reset the VM), then ``inc dword [counter]`` forever.  Padded to 8 KiB: QEMU
+    reads ``-kernel`` as a Linux kernel first and wants more than its setup sectors; OVMF gets the
+    file back whole over fw_cfg and starts it."""
+    code = bytes.fromhex("4883ec28" "488b4260" "31c9" "31d2" "4531c0" "4531c9" "ff9000010000")  # rdx: SystemTable
+    code += b"\xff\x04\x25" + struct.pack("<I", counter) + b"\xeb\xf7"  # l: inc dword [counter]; jmp l
+    dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", 0x40)
+    coff = b"PE\0\0" + struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, 240, 0x0022)
+    optional = struct.pack("<HBBIIIII", 0x20B, 0, 0, 0x200, 0, 0, 0x1000, 0x1000)
+    optional += struct.pack("<QII", 0x10000000, 0x1000, 0x200) + bytes(12)
+    optional += struct.pack("<IIIIHH", 0, 0x2000, 0x200, 0, 10, 0)  # subsystem 10: EFI application
+    optional += struct.pack("<QQQQII", 0x10000, 0x10000, 0x10000, 0x10000, 0, 16) + bytes(128)
+    section = b".text\0\0\0" + struct.pack("<IIIIIIHHI", len(code), 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020)
+    image = (dos + coff + optional + section).ljust(0x200, b"\0") + code.ljust(0x200, b"\0")
+    return image.ljust(0x2000, b"\0")
+
+
+def nv_writes(block: int, token: str) -> list[str]:
+    """qemu-io commands that store ``token`` in an NVRAM block (bytes inverted: "" is erased)."""
+    first, second = (b ^ 0xFF for b in halves(token))
+    offset = NV_BASE + block * NV_BLOCK
+    if first == second:
+        return [f"write -P {first} {offset} {NV_BLOCK}"]
+    half = NV_BLOCK // 2
+    return [f"write -P {first} {offset} {half}", f"write -P {second} {offset + half} {half}"]
+
+
+def nv_decode(data: bytes, blocks: int) -> dict[str, str]:
+    """The tokens of an NVRAM's blocks (empty ones left out; neither empty nor a token: '?')."""
+    view = {}
+    half = NV_BLOCK // 2
+    for block in range(blocks):
+        start = NV_BASE + block * NV_BLOCK
+        parts = data[start:start + half], data[start + half:start + NV_BLOCK]
+        if any(len(part) != half or part.count(part[:1]) != half for part in parts):
+            view[str(block)] = "?"
+            continue
+        first, second = parts[0][0] ^ 0xFF, parts[1][0] ^ 0xFF
+        if first == second != 0:
+            view[str(block)] = chr(first)
+        elif first != second:
+            view[str(block)] = chr(first) + chr(second) if first and second else "?"
+    return view
+
+
+def export(node: Node, scratch: Path, snapshot_id: str | None, force_share: bool) -> bytes:
+    """A node's content (or one of its internal snapshots') as raw bytes."""
+    out = scratch.with_suffix(".raw")
+    argv = ["qemu-img", "convert", "-f", node.format] + (["-U"] if force_share else [])
+    if snapshot_id is not None:
+        argv += ["-l", f"snapshot.id={snapshot_id}"]
+    call(argv + ["-O", "raw", str(node.path), str(out)])
+    try:
+        return out.read_bytes()
+    finally:
+        os.unlink(out)
+
+
+def group_key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """One snapshot command's entries on every node share its name and its creation time."""
+    return entry["name"], entry["date-sec"], entry["date-nsec"]
 
 
 def tag(name: str | None) -> dict[str, str]:
@@ -90,10 +192,11 @@ def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
 
 class LiveQemuDriver(Driver):
     description = "a live qemu-system-x86_64 (TCG) over QMP"
-    observes = frozenset({"names", "ids", "power", "memory", "ram", "views"})
+    observes = frozenset({"names", "ids", "power", "memory", "ram", "views", "disks"})
     operations = frozenset({"write", "start", "pause", "resume", "shutdown", "snapshot", "revert", "delete"})
     by_id = False  # loadvm, delvm and the jobs take a name only [§5]
     qemu_class = Qemu
+    layouts = LAYOUTS
 
     def __init__(self, profile: str | None = None, **options: Any):
         super().__init__(profile, **options)
@@ -106,6 +209,9 @@ class LiveQemuDriver(Driver):
         self.ram: str | None = None
         self.launches = 0
         self.values_on_disk = BlockValues()
+        self.disks: tuple[Disk, ...] = DEFAULT_LAYOUT
+        self.nodes: tuple[Node, ...] = ()
+        self.nv_pending = False  # a load armed pflash's write-back of its RAM copy (see cont)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -120,19 +226,50 @@ class LiveQemuDriver(Driver):
 
     # -- life of an example -------------------------------------------------------------------
 
-    def setup(self, blocks: int) -> None:
+    def setup(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> None:
         problem = self.availability()
         if problem:
             raise DriverUnavailable(problem)
+        nvram = any(disk.role == "nvram" for disk in disks)
+        if nvram and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
+            raise DriverUnavailable(f"{OVMF_CODE} or {OVMF_VARS} not found: install with `apt-get install ovmf`")
+        if nvram and blocks > NV_BLOCKS:
+            raise EnvironmentFailure(f"an NVRAM disk holds at most {NV_BLOCKS} blocks here, not {blocks}")
         self.teardown()  # whatever an interrupted example left
         if self.boot_space is None:
             self.boot_space = lifetime.workspace(f"{self.name}-boot")
             sector = BOOT_SECTOR.ljust(510, b"\0") + b"\x55\xaa"
             with lifetime.machine_failures():
                 self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
+                self.boot_space.file("counter.efi").write_bytes(efi_counter())
         self.space = lifetime.workspace(self.name)
         self.blocks, self.tokens, self.ram, self.values_on_disk = blocks, {}, None, BlockValues()
-        create_image(self.image, blocks)
+        self.disks, self.nv_pending = disks, False
+        if disks == DEFAULT_LAYOUT:
+            self.nodes = (Node(DISK_NODE, self.space.file("disk.qcow2")),)
+            create_image(self.image, blocks)
+            return
+        self.nodes = tuple(Node(d.name, self.space.file(f"{d.name}.{d.format}"), d.format, d.role, d.readonly)
+                           for d in disks)
+        for node in self.nodes:
+            self.make_image(node, blocks)
+
+    def make_image(self, node: Node, blocks: int) -> None:
+        assert self.boot_space is not None
+        with lifetime.machine_failures():
+            if node.role == "nvram" and node.format == "raw":
+                shutil.copyfile(OVMF_VARS, node.path)
+            elif node.role == "nvram":
+                pristine = self.boot_space.file("vars.qcow2")
+                if not pristine.exists():
+                    call(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", f"cluster_size={BLOCK_SIZE}",
+                          str(OVMF_VARS), str(pristine)])
+                shutil.copyfile(pristine, node.path)
+            elif node.format == "raw":
+                with open(node.path, "wb") as file:
+                    file.truncate(blocks * BLOCK_SIZE)
+            else:
+                create_image(node.path, blocks)
 
     def teardown(self) -> None:
         try:
@@ -155,10 +292,25 @@ class LiveQemuDriver(Driver):
         assert self.space is not None
         return self.space.file("disk.qcow2")
 
+    @property
+    def several(self) -> bool:
+        return self.disks != DEFAULT_LAYOUT
+
+    @property
+    def nvram(self) -> Node | None:
+        return next((node for node in self.nodes if node.role == "nvram"), None)
+
+    def node_of(self, disk: str | None) -> Node:
+        return self.nodes[0] if disk is None else self.nodes[[d.name for d in self.disks].index(disk)]
+
     def launch(self) -> Qemu:
         assert self.space is not None and self.boot_space is not None
         self.launches += 1
-        return self.qemu_class(self.space, self.image, self.boot_space.file("boot.raw"), str(self.launches))
+        if not self.several:
+            return self.qemu_class(self.space, self.image, self.boot_space.file("boot.raw"), str(self.launches))
+        firmware = Firmware(OVMF_CODE, self.boot_space.file("counter.efi")) if self.nvram else None
+        return self.qemu_class(self.space, self.nodes[0].path, self.boot_space.file("boot.raw"), str(self.launches),
+                               nodes=self.nodes, firmware=firmware)
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -175,6 +327,8 @@ class LiveQemuDriver(Driver):
 
     def _apply(self, op: ops.Operation) -> Result:
         if isinstance(op, ops.Write):
+            if self.several:
+                return self.write_disk(op.block, op.value, op.disk)
             return self.write(op.block, op.value)
         if isinstance(op, ops.Start):
             return self.start()
@@ -183,7 +337,7 @@ class LiveQemuDriver(Driver):
         if isinstance(op, ops.Pause):
             self.qemu.cmd("stop")
         elif isinstance(op, ops.Resume):
-            self.qemu.cmd("cont")
+            self.cont()
         elif isinstance(op, ops.Shutdown):
             self.qemu.quit()
             self.qemu, self.ram = None, None
@@ -212,6 +366,64 @@ class LiveQemuDriver(Driver):
                 return failure(refused)
         return Result(True)
 
+    def write_disk(self, block: int, value: str, disk: str | None) -> Result:
+        """A write to one disk of several: its node, through HMP qemu-io while QEMU runs."""
+        if disk is not None and disk not in [d.name for d in self.disks]:
+            return Result.error("invalid-argument", f"the VM has no disk '{disk}'")
+        node = self.node_of(disk)
+        token = self.values_on_disk.stored(value)
+        if node.role == "nvram":
+            if not 0 <= block < self.blocks:
+                return Result.error("invalid-argument", f"write failed: block {block} is outside the disk")
+            commands = nv_writes(block, token)
+        else:
+            commands = qemu_io_writes([(block, token)])[1::2]
+        if self.qemu is None:
+            words = [word for command in commands for word in ("-c", command)]
+            out = call(["qemu-io", "-f", node.format, *words, str(node.path)])
+            return Result(True) if out.startswith("wrote ") else failure(out)
+        for command in commands:
+            refused = self.qemu.qemu_io(command, node.name)
+            if refused:
+                return failure(refused)
+        return Result(True)
+
+    # -- pflash's write-back --------------------------------------------------------------------
+    #
+    # The pflash device keeps the variable store in RAM (part of the VM state) and a load arms a
+    # handler that writes that whole copy back to the node at the next run-state change
+    # (pflash_post_load).  The driver's writes go to the node behind the device's back, so the
+    # copy never holds them and the write-back would undo them: the driver writes its blocks
+    # again after each write-back, as a guest writing through the device would have them.
+
+    def nv_region(self) -> dict[str, str]:
+        """What the NVRAM's blocks hold now, as tokens."""
+        node, qemu = self.nvram, self.qemu
+        assert node is not None and self.space is not None
+        if qemu is not None and node.format == "qcow2":
+            qemu.hmp(f'qemu-io {node.name} "flush"')
+        return nv_decode(export(node, self.space.file("nvram"), None, qemu is not None), self.blocks)
+
+    def nv_restore(self, region: dict[str, str]) -> None:
+        node, qemu = self.nvram, self.qemu
+        assert node is not None and qemu is not None
+        for block in range(self.blocks):
+            for command in nv_writes(block, region.get(str(block), "")):
+                refused = qemu.qemu_io(command, node.name)
+                if refused:
+                    raise RuntimeError(f"restoring NVRAM block {block} failed: {refused}")
+
+    def cont(self) -> None:
+        assert self.qemu is not None
+        if not self.nv_pending:
+            self.qemu.cmd("cont")
+            return
+        region = self.nv_region()
+        self.qemu.cmd("cont")
+        if self.qemu.status() == "running":
+            self.nv_pending = False
+            self.nv_restore(region)
+
     def start(self) -> Result:
         try:
             qemu = self.launch()
@@ -220,7 +432,7 @@ class LiveQemuDriver(Driver):
         if self.qemu is not None:  # a second QEMU got the image: not what QEMU 7.2 does
             qemu.quit()
             return Result(True)
-        self.qemu = qemu
+        self.qemu, self.nv_pending = qemu, False
         qemu.wait_for_boot()
         self.ram = f"boot-{self.launches}"
         return Result(True)
@@ -229,22 +441,51 @@ class LiveQemuDriver(Driver):
         assert self.qemu is not None
         if op.memory is False:
             name = {} if op.name is None else {"name": op.name}
-            self.qemu.cmd("blockdev-snapshot-internal-sync", device=DISK_NODE, **name)
-            return self.created(self.qemu.table()[-1])
+            self.qemu.cmd("blockdev-snapshot-internal-sync", device=self.nodes[0].name, **name)
+            return self.created(self.qemu.table()[-1]) if not self.several else self.created_group()
         running = self.qemu.status() == "running"
         if running:
             self.qemu.cmd("stop")
         try:
             counter = self.qemu.counter()
-            error = self.save(op.name)
+            error = self.save(op.name) if not self.several else self.save_disks(op)
         finally:
             if running:
-                self.qemu.cmd("cont")
+                self.cont()
         if error is not None:
             return failure(error)
+        if self.several:
+            result = self.created_group()
+            self.tokens[self.newest_key()] = self.ram = token(counter)
+            return result
         entry = self.qemu.table()[-1]
         self.tokens[entry_key(entry)] = self.ram = token(counter)
         return self.created(entry)
+
+    def save_disks(self, op: ops.CreateSnapshot) -> str | None:
+        return self.save(op.name)  # HMP savevm: every node [§9.3]
+
+    def groups(self) -> list[tuple[tuple[Any, ...], dict[str, dict[str, Any]]]]:
+        """The snapshots of a VM of several disks: each snapshot command's entries on the nodes
+        (node -> entry), in creation order."""
+        assert self.qemu is not None
+        found: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        tables = self.qemu.tables()
+        for node in self.nodes:
+            for entry in tables[node.name]:
+                found.setdefault(group_key(entry), {}).setdefault(node.name, entry)
+        return sorted(found.items(), key=lambda item: (item[0][1], item[0][2]))
+
+    def group_id(self, entries: dict[str, dict[str, Any]]) -> str:
+        """A snapshot's id: its entry's on the first node that has it (ids count per node)."""
+        return next(entries[node.name]["id"] for node in self.nodes if node.name in entries)
+
+    def newest_key(self) -> tuple[Any, ...]:
+        return self.groups()[-1][0]
+
+    def created_group(self) -> Result:
+        key, entries = self.groups()[-1]
+        return Result(True, created_id=self.group_id(entries), created_name=key[0])
 
     @staticmethod
     def created(entry: dict[str, Any]) -> Result:
@@ -255,11 +496,15 @@ class LiveQemuDriver(Driver):
         qemu = self.qemu
         assert qemu is not None
         before = qemu.counter()
+        running = qemu.status() == "running"
+        # a running load writes pflash's stale copy back at once: what the NVRAM holds if the load leaves it out
+        kept = self.nv_region() if self.nvram is not None and running else None
         error = self.load(name)
         if error is not None:
             return failure(error)  # the RAM stays what it was
         if qemu.status() != "running":
             self.ram = token(qemu.counter())
+            self.nv_pending = self.nvram is not None
             return Result(True)
         after = qemu.counter()
         qemu.cmd("stop")
@@ -267,7 +512,11 @@ class LiveQemuDriver(Driver):
             error = self.load(name)  # the measuring load: paused, so the counter stays put
             loaded = qemu.counter()
         finally:
-            qemu.cmd("cont")
+            if self.nvram is not None:
+                self.nv_pending = True
+                if kept is not None and not self.loads_nvram(name):
+                    self.nv_restore(kept)
+            self.cont()
         if error is not None:
             raise RuntimeError(f"loading {name!r} again while paused failed: {error}")
         # a load that restored nothing kept counting on from `before`: caught when that lies
@@ -275,6 +524,10 @@ class LiveQemuDriver(Driver):
         restored = (after - loaded) % WRAP < WRAP // 2
         self.ram = token(loaded) if restored else f"not-restored-{before:#x}-{after:#x}"
         return Result(True)
+
+    def loads_nvram(self, name: str | None) -> bool:
+        """Whether a load of ``name`` takes the NVRAM's node back (HMP: every node)."""
+        return True
 
     # the profile's commands: each returns QEMU's error message, or None
     def save(self, name: str | None) -> str | None:
@@ -290,6 +543,8 @@ class LiveQemuDriver(Driver):
 
     def observe(self) -> dict[str, Any]:
         assert self.space is not None
+        if self.several:
+            return self.observe_disks()
         if self.qemu is None:
             power, table = "shutoff", snapshot_table(self.image)
         else:
@@ -312,6 +567,61 @@ class LiveQemuDriver(Driver):
                               "memory": memory, "memory_image": image, "state": "", "description": ""})
         return {"current": None, "power": power, "ram": self.ram if shared else None,
                 "snapshots": snapshots, "views": views}
+
+
+    def offline_groups(self) -> list[tuple[tuple[Any, ...], dict[str, dict[str, Any]]]]:
+        found: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        for node in self.nodes:
+            if node.format != "qcow2":
+                continue
+            for entry in snapshot_table(node.path):
+                found.setdefault(group_key(entry), {}).setdefault(node.name, entry)
+        return sorted(found.items(), key=lambda item: (item[0][1], item[0][2]))
+
+    def observe_disks(self) -> dict[str, Any]:
+        """A VM of several disks: every node's table, its snapshots matched up across nodes, and
+        every point in time of every disk."""
+        assert self.space is not None
+        shared = self.qemu is not None
+        if self.qemu is None:
+            power, groups = "shutoff", self.offline_groups()
+        else:
+            status = self.qemu.status()
+            power, groups = STOPPED.get(status, status), self.groups()
+            for node in self.nodes:
+                if node.format == "qcow2":
+                    self.qemu.hmp(f"qemu-io {node.name} {hmp_quote('flush')}")
+        scratch = self.space.file("view")
+
+        def read(node: Node, snapshot_id: str | None, index: int) -> dict[str, str]:
+            if node.role == "nvram":
+                view = nv_decode(export(node, scratch, snapshot_id, shared), self.blocks)
+            else:
+                view = read_view(node.path, self.blocks, scratch, snapshot_id, force_share=shared,
+                                 image_format=node.format)
+            view = self.values_on_disk.read(view)
+            return view if index == 0 else {f"{node.name}:{block}": value for block, value in view.items()}
+
+        current: dict[str, str] = {}
+        for index, node in enumerate(self.nodes):
+            current.update(read(node, None, index))
+        views: dict[str, Any] = {"current": current, "snapshots": {}}
+        snapshots = []
+        for key, entries in groups:
+            sid = self.group_id(entries)
+            view: dict[str, str] = {}
+            for index, node in enumerate(self.nodes):
+                if node.name in entries:
+                    view.update(read(node, entries[node.name]["id"], index))
+            views["snapshots"][sid] = view
+            memory = any(entry["vm-state-size"] > 0 for entry in entries.values())
+            image = self.tokens.get(key, f"unmeasured-{sid}") if memory else None
+            snapshots.append({"name": key[0], "id": sid, "parent": None, "children": [], "memory": memory,
+                              "memory_image": image, "state": "", "description": "",
+                              "disks": {node.name: "internal" if node.name in entries else "no" for node in self.nodes},
+                              "memory_file": None})
+        return {"current": None, "power": power, "ram": self.ram if shared else None, "snapshots": snapshots,
+                "views": views}
 
 
 class QemuHmpDriver(LiveQemuDriver):
@@ -351,19 +661,51 @@ class QemuQmpDriver(LiveQemuDriver):
     profiles = ("qemu-qmp",)
     jobs = 0
 
-    def run_job(self, command: str, **args: Any) -> str | None:
+    layouts = LAYOUTS + ((Disk("vda"), Disk("vdb", mode="no")),)
+    disk_modes = frozenset({"internal", "no"})  # snapshot-save's devices [§9.6]
+
+    def run_job(self, command: str, devices: list[str] | None = None, /, **args: Any) -> str | None:
         assert self.qemu is not None
         self.jobs += 1
         try:
-            return self.qemu.job(command, f"snaptree-{self.jobs}", devices=[DISK_NODE], **args)
+            return self.qemu.job(command, f"snaptree-{self.jobs}", devices=devices or [DISK_NODE], **args)
         except ExecuteError as error:  # refused before a job exists: "Parameter 'tag' is missing"
             return str(error)
 
     def save(self, name: str | None) -> str | None:
         return self.run_job("snapshot-save", vmstate=DISK_NODE, **tag(name))
 
+    def save_disks(self, op: ops.CreateSnapshot) -> str | None:
+        """devices: the disks whose mode is not 'no' (by default every writable disk of mode
+        'normal')."""
+        asked = dict(op.disks)
+        devices = [node.name for disk, node in zip(self.disks, self.nodes, strict=True)
+                   if (asked.get(disk.name) or ("no" if disk.mode == "no" or disk.readonly else "internal")) != "no"]
+        # the VM state to the first disk, or the first one the snapshot takes when it leaves that out
+        return self.run_job("snapshot-save", devices, vmstate=(devices or [self.nodes[0].name])[0], **tag(op.name))
+
+    def snapshot_devices(self, name: str | None) -> tuple[list[str], str]:
+        """The devices of the snapshot a load or delete of ``name`` goes to (the first of that
+        name), and the node holding its VM state; for a name no snapshot has, the first disk."""
+        first = self.nodes[0].name
+        for key, entries in self.groups():
+            if key[0] == name:
+                devices = [node.name for node in self.nodes if node.name in entries]
+                vmstate = next((n for n in devices if entries[n]["vm-state-size"] > 0), devices[0])
+                return devices, vmstate
+        return [first], first
+
+    def loads_nvram(self, name: str | None) -> bool:
+        nvram = self.nvram
+        return nvram is not None and nvram.name in self.snapshot_devices(name)[0]
+
     def load(self, name: str | None) -> str | None:
+        if self.several:
+            devices, vmstate = self.snapshot_devices(name)
+            return self.run_job("snapshot-load", devices, vmstate=vmstate, **tag(name))
         return self.run_job("snapshot-load", vmstate=DISK_NODE, **tag(name))
 
     def delete(self, name: str | None) -> str | None:
+        if self.several:
+            return self.run_job("snapshot-delete", self.snapshot_devices(name)[0], **tag(name))
         return self.run_job("snapshot-delete", **tag(name))

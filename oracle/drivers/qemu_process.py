@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ ERROR_KINDS = (
     ("string expected", "invalid-argument"),  # HMP loadvm/delvm without a name
     ("Name is empty", "invalid-argument"),  # blockdev-snapshot-internal-sync ""
     ('"write" lock', "invalid-state"),  # a second QEMU on the image: 'Failed to get "write" lock'
+    ("does not support snapshots", "unsupported"),  # "Device 'vdb' is writable but does not support snapshots"
     *WRITE_REFUSALS,  # qemu-io outside the disk
 )
 
@@ -113,25 +115,74 @@ class QemuStartFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Node:
+    """One disk of the VM as a block node named after the disk (messages name it)."""
+
+    name: str
+    path: Path
+    format: str = "qcow2"
+    role: str = "disk"
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """OVMF as pflash0 (read-only) and the guest as an EFI application (``-kernel``)."""
+
+    code: Path
+    application: Path
+
+
+def node_argv(nodes: tuple[Node, ...], firmware: bool) -> list[str]:
+    """Every node attached to a device (semantics.md §9.8): the NVRAM to pflash1 (the machine's
+    option), each other disk to a virtio-blk device, in layout order, so the VM state goes to the
+    first disk [§9.3].  Under OVMF the pflash BlockBackend is made with the machine, before any
+    -device: the first disk is then a -drive (its BlockBackend made before the machine's), so
+    it still comes first."""
+    argv: list[str] = []
+    for index, node in enumerate(nodes):
+        ro = ",read-only=on" if node.readonly else ""
+        path = str(node.path).replace(",", ",,")
+        if firmware and index == 0:
+            argv += ["-drive", f"if=none,id={node.name}-drive,file={path},format={node.format},node-name={node.name}"
+                     + (",readonly=on" if node.readonly else ""),
+                     "-device", f"virtio-blk-pci,drive={node.name}-drive,share-rw=on"]
+            continue
+        argv += ["-blockdev", f"driver=file,filename={path},node-name={node.name}-file{ro}",
+                 "-blockdev", f"driver={node.format},file={node.name}-file,node-name={node.name}{ro}"]
+        if node.role != "nvram":
+            argv += ["-device", f"virtio-blk-pci,drive={node.name},share-rw=on"]
+    return argv
+
+
 class Qemu:
     """One qemu-system-x86_64 process, its QMP connection, and the guest's counter."""
 
-    def __init__(self, space: Workspace, image: Path, boot_disk: Path, tag: str):
+    def __init__(self, space: Workspace, image: Path, boot_disk: Path, tag: str,
+                 nodes: tuple[Node, ...] | None = None, firmware: Firmware | None = None):
         # A unix socket's path has at most 107 bytes, and TMPDIR may be deep: QEMU binds the
         # socket relative to its working directory, we reach it through a descriptor of that.
         self.folder = os.open(space.path, os.O_RDONLY | os.O_DIRECTORY)
         socket = f"qmp-{tag}.sock"
         self.space, self.tag, self.image = space, tag, image
         self.log = space.file(f"qemu-{tag}.log")
+        self.nodes = nodes or (Node(DISK_NODE, image),)
+        machine = "pc,accel=tcg"
+        if firmware is None:
+            boot = ["-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
+                    "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
+                    "-device", "virtio-blk-pci,drive=boot,bootindex=0"]
+        else:  # OVMF: its code read-only as pflash0, the guest an EFI application given as -kernel
+            nvram = next(node for node in self.nodes if node.role == "nvram")
+            machine += f",pflash0=ovmf-code,pflash1={nvram.name}"
+            boot = ["-kernel", str(firmware.application),
+                    "-blockdev", f"driver=file,filename={firmware.code},node-name=ovmf-code-file,read-only=on",
+                    "-blockdev", "driver=raw,file=ovmf-code-file,node-name=ovmf-code,read-only=on"]
         argv = [
-            "stdbuf", "-o0", "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-no-user-config",
+            "stdbuf", "-o0", "qemu-system-x86_64", "-machine", machine, "-m", "64", "-nodefaults", "-no-user-config",
             "-display", "none", "-nographic", "-qmp", f"unix:{socket},server=on,wait=off",
-            "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
-            "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
-            "-device", "virtio-blk-pci,drive=boot,bootindex=0",
-            "-blockdev", f"driver=file,filename={image},node-name={DISK_NODE}-file",
-            "-blockdev", f"driver=qcow2,file={DISK_NODE}-file,node-name={DISK_NODE}",
-            "-device", f"virtio-blk-pci,drive={DISK_NODE},share-rw=on",
+            *boot, *node_argv(self.nodes, firmware is not None),
         ] + self.extra_argv()
         with open(self.log, "wb") as log:
             # a session of its own: a terminal's Ctrl-C reaches snaptree, which ends QEMU itself
@@ -182,10 +233,10 @@ class Qemu:
         output: str = self.cmd("human-monitor-command", **{"command-line": line})
         return output
 
-    def qemu_io(self, command: str) -> str:
-        """HMP qemu-io on the disk: what it printed on QEMU's stdout if that reports a failure."""
+    def qemu_io(self, command: str, node: str = DISK_NODE) -> str:
+        """HMP qemu-io on a disk's node: what it printed on QEMU's stdout if that reports a failure."""
         before = size(self.log)
-        answer = self.hmp(f"qemu-io {DISK_NODE} {hmp_quote(command)}")  # only an unknown device answers here
+        answer = self.hmp(f"qemu-io {node} {hmp_quote(command)}")  # only an unknown device answers here
         return answer or refusals(self.log, before)
 
     def counter(self) -> int:
@@ -206,9 +257,19 @@ class Qemu:
     def table(self) -> list[dict[str, Any]]:
         for device in self.cmd("query-block"):
             inserted = device.get("inserted", {})
-            if inserted.get("node-name") == DISK_NODE:
+            if inserted.get("node-name") == self.nodes[0].name:  # the first disk's
                 return list(inserted["image"].get("snapshots", []))
-        raise RuntimeError(f"QEMU lost the node {DISK_NODE}")
+        raise RuntimeError(f"QEMU lost the node {self.nodes[0].name}")
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every disk node's snapshot table, by node name (a VM of several disks)."""
+        wanted = {node.name for node in self.nodes}
+        found = {node["node-name"]: list(node["image"].get("snapshots", []))
+                 for node in self.cmd("query-named-block-nodes", flat=True) if node.get("node-name") in wanted}
+        lost = wanted - set(found)
+        if lost:
+            raise RuntimeError(f"QEMU lost the node {sorted(lost)[0]}")
+        return found
 
     def job(self, command: str, job_id: str, **args: Any) -> str | None:
         """Run a snapshot job to its end; its error, or None."""

@@ -295,3 +295,25 @@ def test_a_write_outside_the_disk_is_an_error(tmp_path: Path, capsys: pytest.Cap
 def test_a_process_sees_one_line_too(tmp_path: Path) -> None:
     proc = run_process(["run", scenario(tmp_path, '<start/><expect power="runing"/>')])
     assert "'runing'" in assert_clean_process_error(proc)
+
+
+@pytest.mark.parametrize(("profile", "body", "words"), [
+    ("esx", '<disk name="vda"/><write disk="vdc" block="0" value="a"/>', "line 2: the VM has no disk 'vdc' (it has: vda)"),
+    ("libvirt-qemu", '<disk name="vda"/><disk name="vdb"/><snapshot name="A" disks="vdc:no"/>',
+     "the VM has no disk 'vdc' (it has: vda, vdb)"),
+    ("esx", '<disk name="vda"/><disk name="vdb"/><snapshot name="A" disks="vdb:no"/>',
+     "esx cannot snapshot a disk as 'no' (per-disk modes it knows: none)"),
+    ("qemu-qmp", '<disk name="vda"/><disk name="vdb"/><snapshot name="A" disks="vdb:external"/>',
+     "qemu-qmp cannot snapshot a disk as 'external' (per-disk modes it knows: internal, no)"),
+    ("esx", '<disk name="vda"/><disk name="vdb" mode="writethrough"/>', "esx knows no disk mode 'writethrough'"),
+    ("qemu-img", '<disk name="vda"/><disk name="vdb"/>', "qemu-img works on one image: a VM of 2 disks is not one"),
+    ("esx", '<disk name="vda"/><disk name="vda"/>', "two disks are named 'vda'"),
+    ("esx", '<disk name="vda" format="vmdk"/>', "line 2: disk vda: format 'vmdk' is not one of: qcow2, raw"),
+    ("esx", '<start/><disk name="vda"/>', "<disk> must come before the first step"),
+    ("libvirt-qemu", '<disk name="vda"/><snapshot name="A" disks="vda"/>', "disks= takes disk:mode words (vdb:no), not 'vda'"),
+    ("esx", '<disk name="vda"/><snapshot name="A"/><expect><view of="A" disk="vdb"/></expect>', "the VM has no disk 'vdb'"),
+])
+def test_a_disk_the_vm_lacks_or_a_mode_the_profile_does_not_know_is_one_line(
+        profile: str, body: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", scenario(tmp_path, body, profile=profile))
+    assert words in assert_one_line_error(code, err, out)

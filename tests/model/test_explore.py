@@ -14,6 +14,7 @@ import pytest
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, observe, ops
 from snaptree.model.analysis.explore import Bounds, alphabet, canonical_key, explore, state_graph
+from snaptree.model.disks import parse_layout
 from snaptree.model.escape import plural
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.qemu_live import LiveQemu, QemuHmp
@@ -319,3 +320,21 @@ def test_random_coverage_counts_the_bounded_transitions_a_history_takes() -> Non
     # a write outside the bounds' two blocks leaves the graph: nothing after it counts
     assert random_coverage("esx", ModelDriver, [[ops.Write(5, "a"), ops.CreateSnapshot("A")]]).taken == 0
     assert "took 4 of its" in coverage.text()
+
+
+TWO_DISK_LAYOUTS = ("vda,vdb", "vda,vdb:excluded", "vda,vdb:raw", "vda,pflash1:nvram", "vda,pflash1:nvram:raw")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_no_property_is_violated_at_depth_5_on_two_disks(profile: str) -> None:
+    """Every layout of two disks the profile can have, every history of 5 operations (writes to
+    either disk, per-disk modes where the profile takes them): the four properties hold per disk."""
+    explored = 0
+    for spec in TWO_DISK_LAYOUTS:
+        disks = parse_layout(spec)
+        if get_profile(profile).layout_problem(disks):
+            continue
+        result = explore(profile, 5, Bounds(blocks=1, values=("a",), disks=disks))
+        assert not result.violations, f"{spec}: {list(result.violations.values())[0]}"
+        explored += 1
+    assert explored >= 1 if not PROFILES[profile].single_disk else explored == 0

@@ -36,8 +36,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from snaptree.model import PROFILES, Machine, ModelError, get_profile, ops
-from snaptree.model.disks import DEFAULT_LAYOUT, FORMATS, Disk
 from snaptree.model.analysis.properties import PROPERTIES, capture, check_failed_op, check_well_formed, perform_checked
+from snaptree.model.disks import DEFAULT_LAYOUT, FORMATS, Disk
 from snaptree.model.profiles.base import Profile
 from snaptree.model.profiles.libvirt_qemu import UNSAVED_METADATA
 from snaptree.model.profiles.qemu_live import FAILED_LOAD, LiveQemu, QemuHmp
@@ -266,7 +266,10 @@ def test_an_excluded_disk_that_gets_reverted_is_caught(monkeypatch: pytest.Monke
         hunt_two_disks("libvirt-test", "revert", Disk("vdb", mode="no"))
 
 
-def hunt_two_disks(profile_name: str, prop: str, second: Disk = Disk("vdb")) -> None:
+PLAIN_SECOND = Disk("vdb")
+
+
+def hunt_two_disks(profile_name: str, prop: str, second: Disk = PLAIN_SECOND) -> None:
     @HUNT
     @given(data=st.data())
     def inner(data: st.DataObject) -> None:

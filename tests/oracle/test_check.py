@@ -103,3 +103,32 @@ def test_compare_reports_views_of_every_snapshot() -> None:
 
 def test_third_party_driver_by_module_and_class() -> None:
     assert load("snaptree.oracle.drivers.model:ModelDriver") is ModelDriver
+
+
+def test_a_per_disk_bug_shrinks_to_a_scenario_of_its_vm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The counterexample of a bug that needs a second disk declares the VM's disks, so that it
+    replays on that VM (and the model passes it)."""
+    from ..mutants import DeleteMergesFirstDiskOnly
+
+    result = check(DeleteMergesFirstDiskOnly, "esx", seed=1, database=None, out=str(tmp_path), progress=None)
+    assert not result.conforms and result.divergence is not None
+    assert len(result.divergence.disks) > 1
+    text = Path(str(result.scenario_path)).read_text()
+    assert text.count("<disk name=") == len(result.divergence.disks) and 'disk="vd' in text
+    assert main(["replay", str(result.scenario_path), "--driver", "model"]) == 0
+    assert main(["replay", str(result.scenario_path), "--driver", "tests.mutants:DeleteMergesFirstDiskOnly"]) == 1
+    capsys.readouterr()
+
+
+def test_disks_puts_every_history_on_one_vm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", "--driver", "model", "--profile", "qemu-qmp", "--disks", "vda,vdb:raw", "--examples", "20",
+                 "--seed", "3", "--database", "none", "--out", str(tmp_path), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    reached = {s["situation"]: s["histories"] for s in report["situations"]}
+    assert reached["disk-raw-refused"] > 0 and reached["disk-left-out"] > 0
+    # a VM the driver does not build, or the profile cannot have, is refused before anything runs
+    assert main(["check", "--driver", "qemu-img", "--disks", "vda,vdb"]) == 2
+    assert main(["check", "--driver", "model", "--profile", "libvirt-qemu", "--disks", "vda,nvram:nvram"]) == 2
+    err = capsys.readouterr().err
+    assert "a VM of 2 disks is not one" in err and "no qcow2 NVRAM" in err

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from snaptree.model import ops
+from snaptree.model import get_profile, ops
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk
 from snaptree.model.profiles import PROFILES
 from snaptree.model.profiles.libvirt import CREATE_BITS, DELETE_BITS, REVERT_BITS
 
@@ -37,10 +39,23 @@ from ...libvirt_xml import create_xml
 from ...lifetime import Workspace
 from .. import qemu_common as qc
 from . import disk, embedded
+from . import domain_xml as dxml
 from .domain_xml import parse_snapshot, qemu_domain
 from .embedded import SOCKET_ROOM, EmbedHelper, HelperCrashed
 from .esx import ESX_URI, EsxSimulator
 from .session import INSTALL, POWER, LibvirtFailure, Session, error_kind, libvirt
+
+# The VMs the embedded QEMU driver builds besides one qcow2 disk: two disks, a raw second one, one
+# the domain keeps out of snapshots (<disk snapshot='no'>), three, and UEFI firmware with a raw
+# variable store; libvirt 11.3 also a qcow2 one (9.0 drops <nvram format=...>).
+LAYOUTS_9_0: tuple[tuple[Disk, ...], ...] = (
+    (Disk("vda"), Disk("vdb")),
+    (Disk("vda"), Disk("vdb", format="raw")),
+    (Disk("vda"), Disk("vdb", mode="no")),
+    (Disk("vda"), Disk("vdb"), Disk("vdc")),
+    (Disk("vda"), Disk("nvram", role="nvram", format="raw")),
+)
+LAYOUTS_11_3 = LAYOUTS_9_0 + ((Disk("vda"), Disk("nvram", role="nvram", format="qcow2")),)
 
 
 def _uri_profile(uri: str) -> str | None:
@@ -106,7 +121,12 @@ class LibvirtDriver(Driver):
             if problem:  # before any example, not as the first example's "driver error"
                 raise DriverUnavailable(f"URI '{uri}': the embed root {self.base}: {problem}")
             self.observes = frozenset({"names", "tree", "current", "power", "state", "memory",  # type: ignore[misc]
-                                       "views", "description"})
+                                       "views", "description", "disks"})
+            declared = LAYOUTS_11_3 if self.profile == "libvirt-qemu-11.3" else LAYOUTS_9_0
+            self.layouts = tuple(layout for layout in declared  # type: ignore[misc]
+                                 if get_profile(self.profile).layout_problem(layout) is None)
+            self.disk_modes = frozenset({"internal", "external", "no"})  # type: ignore[misc]
+            self.memory_files = True  # type: ignore[misc]
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
                                          "shutdown", "snapshot", "revert", "delete"})
             self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live"}),
@@ -117,6 +137,14 @@ class LibvirtDriver(Driver):
         self.session: Any = None  # Session (test) or EmbedHelper (QEMU)
         self.space: Workspace | None = None
         self.blocks = 0
+        self.disks: tuple[Disk, ...] = DEFAULT_LAYOUT
+        self.files = 0  # external overlays and memory files named so far in this example
+        # libvirt 9.0, QEMU 7.2: an external memory snapshot of a paused domain leaves QEMU paused in
+        # "postmigrate", its devices without write permission; HMP qemu-io then aborts QEMU
+        # through the device ("bdrv_co_write_req_prepare: Assertion `child->perm & BLK_PERM_WRITE'
+        # failed", seen; QEMU 10.0 likewise): until it resumes or stops, writes go through the
+        # disk's format node on 7.2 and to the file, whose lock 10.0 lets go of, on 10.0
+        self._inactive = False
         self.qemu_capabilities: dict[str, bytes] = {}  # libvirt's probe, kept for the next roots
         if self.qemu:
             atexit.register(self.close)  # a QEMU outlives its helper: never leave one running
@@ -152,10 +180,13 @@ class LibvirtDriver(Driver):
     def workdir(self) -> Path | None:
         return None if self.space is None else self.space.path
 
-    def setup(self, blocks: int) -> None:
+    def setup(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> None:
+        if disks != DEFAULT_LAYOUT and (not self.qemu or _nvram_named(disks) not in self.layouts):
+            raise DriverUnavailable(f"the libvirt driver ({self.profile}) cannot build a VM of "
+                                    f"{', '.join(d.describe() for d in disks)}")
         if self.space is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
             self.teardown()  # the previous example was not torn down: never leak its domain or files
-        self.blocks = blocks
+        self.blocks, self.disks, self.files, self._inactive = blocks, disks, 0, False
         self.values_on_disk = qc.BlockValues()
         if self.esx is not None:
             self.session = self.esx.new_domain()
@@ -172,12 +203,17 @@ class LibvirtDriver(Driver):
         self.space = lifetime.workspace("libvirt", room=SOCKET_ROOM, base=self.base)
         workdir = self.space.path
         try:
-            image = workdir / "disk.qcow2"
-            qc.create_image(image, blocks)
+            if disks == DEFAULT_LAYOUT:
+                image = workdir / "disk.qcow2"
+                qc.create_image(image, blocks)
+                others: tuple[Path, ...] = ()
+                domain = qemu_domain(image)
+            else:
+                image, others, domain = self._make_disks(workdir, blocks, disks)
             with lifetime.machine_failures():
-                embedded.prepare_root(workdir, image, self.qemu_capabilities)
+                embedded.prepare_root(workdir, image, self.qemu_capabilities, others)
             self.session = EmbedHelper(workdir)
-            self.session.call("define", qemu_domain(image))
+            self.session.call("define", domain)
             if not self.qemu_capabilities:
                 self.qemu_capabilities = embedded.kept_capabilities(workdir)
         except LibvirtFailure as failure:  # no domain to check: a set-up error, not an outcome
@@ -187,6 +223,31 @@ class LibvirtDriver(Driver):
         except BaseException:
             self.teardown()
             raise
+
+    @staticmethod
+    def _make_disks(workdir: Path, blocks: int, disks: tuple[Disk, ...]) -> tuple[Path, tuple[Path, ...], str]:
+        """The files of a VM of several disks: the first disk's, the others', and the domain."""
+        files, elements, nvram, nvram_format = [], "", None, "raw"
+        for d in disks:
+            if d.role == "nvram":
+                if blocks > disk.NVRAM_BLOCKS:
+                    raise EnvironmentFailure(f"the NVRAM's free region holds {disk.NVRAM_BLOCKS} blocks of "
+                                             f"{disk.NVRAM_BLOCK} bytes, not {blocks}: check with --blocks "
+                                             f"{disk.NVRAM_BLOCKS} or fewer")
+                if not Path(dxml.OVMF_VARS).exists():
+                    raise DriverUnavailable(f"{dxml.OVMF_VARS} not found: apt-get install ovmf")
+                nvram, nvram_format = workdir / ("nvram.fd" if d.format == "raw" else "nvram.qcow2"), d.format
+                qc.call(["qemu-img", "convert", "-f", "raw", "-O", d.format, dxml.OVMF_VARS, str(nvram)])
+                files.append(nvram)
+                continue
+            path = workdir / f"{d.name}.{d.format}"
+            if d.format == "qcow2":
+                qc.create_image(path, blocks)
+            else:
+                qc.call(["qemu-img", "create", "-q", "-f", "raw", str(path), str(blocks * qc.BLOCK_SIZE)])
+            files.append(path)
+            elements += dxml.disk_element(d.name, path, d.format, d.mode == "no", d.readonly)
+        return files[0], tuple(files[1:]), dxml.qemu_domain_of(elements, nvram, nvram_format)
 
     def teardown(self) -> None:
         if self.esx is not None:
@@ -238,23 +299,66 @@ class LibvirtDriver(Driver):
         if isinstance(op, ops.Write):
             if not self.qemu:
                 return Result.error("unsupported", "libvirt's test driver has no disk data to write")
-            disk.write(self.session, self.workdir, self.values_on_disk, op.block, op.value)
+            if self.disks == DEFAULT_LAYOUT and op.disk in (None, "vda"):
+                disk.write(self.session, self.workdir, self.values_on_disk, op.block, op.value, self._inactive_write())
+            else:
+                return self._write_disk(op)
         elif isinstance(op, ops.POWER_OPS):
             call("power", op.tag)
+            self._inactive = self._inactive and op.tag == "pause"
         elif isinstance(op, ops.CreateSnapshot):
             if not op.name:  # libvirt names it after the epoch second (an empty name too)
                 self._avoid_second_clash()
-            name = call("create", create_xml(op.name, op.description, op.memory), _bits(op.flags, CREATE_BITS))
+            xml = create_xml(op.name, op.description, op.memory)
+            if op.disks or op.memory_file is not None:
+                disks = op.disks
+                if op.memory_file is not None:  # every disk that goes external by default gets a file of ours
+                    named = dict(op.disks)
+                    disks += tuple((d.name, "external") for d in self.disks if d.name not in named
+                                   and d.role == "disk" and not d.readonly and d.mode != "no")
+                xml = dxml.snapshot_create_xml(xml, disks, self._new_file(op.memory_file), self._overlay)
+            paused = (op.memory_file is not None and self.qemu
+                      and POWER.get(call("listing")[0]) == "paused")
+            name = call("create", xml, _bits(op.flags, CREATE_BITS))
+            self._inactive = self._inactive or paused
             return Result(True, created_id=name, created_name=name)
         elif isinstance(op, ops.Revert):
             if self.qemu:
                 self._avoid_file_clash()
             call("revert", op.ref if op.ref is not None else op.id, _bits(op.flags, REVERT_BITS))
+            self._inactive = False
         elif isinstance(op, ops.Delete):
             call("delete", op.ref if op.ref is not None else op.id, _bits(op.flags, DELETE_BITS))
         else:
             return Result.error("unsupported", f"{op.tag} is not a libvirt operation")
         return Result(True)
+
+    def _write_disk(self, op: ops.Write) -> Result:
+        target = next((d for d in self.disks if d.name == (op.disk or self.disks[0].name)), None)
+        if target is None:
+            return Result.error("invalid-argument", f"the VM has no disk '{op.disk}'")
+        if target.role == "nvram" and not 0 <= op.block < self.blocks:  # qemu-io would write the rest of the store
+            return Result.error("invalid-argument", f"block {op.block} is outside the NVRAM's {self.blocks} blocks")
+        assert self.workdir is not None
+        disk.write_disk(self.session, self.workdir, self.values_on_disk, target, op.block, op.value,
+                        self._inactive_write())
+        return Result(True)
+
+    def _inactive_write(self) -> str | None:
+        """How a write reaches a disk whose nodes QEMU let go of (``disk.write``): None while they are active."""
+        return None if not self._inactive else "node" if self.profile == "libvirt-qemu" else "file"
+
+    def _new_file(self, name: str | None) -> Path | None:
+        """Where a memory file the operation names goes: in the example's directory."""
+        assert self.workdir is not None
+        return None if name is None else self.workdir / name
+
+    def _overlay(self, disk_name: str) -> Path:
+        """A fresh file for a disk a create makes external (libvirt's default, DISK.NAME, would
+        clash for an unnamed snapshot, and go past 255 bytes for a long name)."""
+        assert self.workdir is not None
+        self.files += 1
+        return self.workdir / f"{disk_name}.ext{self.files}"
 
     def _avoid_second_clash(self) -> None:
         names = set(self.session.call("names"))
@@ -290,9 +394,29 @@ class LibvirtDriver(Driver):
         result: dict[str, Any] = {"current": current, "power": power, "ram": None,
                                   "snapshots": [{k: v for k, v in r.items() if k not in ("file", "external")}
                                                 for r in records]}
-        if self.qemu:
+        if self.qemu and self.disks == DEFAULT_LAYOUT:
             result["views"] = disk.views(records, domain_xml, self.blocks, self.workdir, self.values_on_disk)
+        elif self.qemu:
+            assert self.workdir is not None
+            for r, text in zip(records, snapshot_xmls, strict=True):
+                r |= dxml.parse_snapshot_disks(text)
+            result["views"] = disk.disk_views(records, domain_xml, self.disks, self.blocks, self.workdir,
+                                              self.values_on_disk)
+            for r, shown in zip(records, result["snapshots"], strict=True):
+                shown["disks"] = r["disks"]
+                shown["memory_file"] = self._memory_name(r["memory_path"])
         return result
+
+    def _memory_name(self, path: str | None) -> str | None:
+        """A memory file as the create named it (a path in the example's directory)."""
+        if path is None or self.workdir is None:
+            return path
+        return path[len(str(self.workdir)) + 1:] if path.startswith(f"{self.workdir}/") else path
+
+
+def _nvram_named(disks: tuple[Disk, ...]) -> tuple[Disk, ...]:
+    """The layout with its NVRAM named "nvram": whatever a scenario calls it, it is the variable store."""
+    return tuple(dataclasses.replace(d, name="nvram") if d.role == "nvram" else d for d in disks)
 
 
 def _bits(flags: tuple[str, ...], table: dict[str, int]) -> int:

@@ -90,11 +90,12 @@ def make_base(base: str) -> None:
         raise EnvironmentFailure(f"the embed root {base}: {problem}")
 
 
-def prepare_root(workdir: Path, disk: Path, capabilities: dict[str, bytes]) -> None:
-    """The example's embed root, reachable by nobody: its qemu.conf, and the kept capabilities."""
+def prepare_root(workdir: Path, disk: Path, capabilities: dict[str, bytes], others: tuple[Path, ...] = ()) -> None:
+    """The example's embed root, reachable by nobody: its qemu.conf, and the kept capabilities.
+    ``others``: the VM's other disk files (and NVRAM), which nobody must own too."""
     (workdir / "libvirt/etc").mkdir(parents=True)
     (workdir / "libvirt/etc/qemu.conf").write_text(QEMU_CONF)
-    for path in (workdir, disk, workdir / "libvirt", workdir / "libvirt/etc"):
+    for path in (workdir, disk, *others, workdir / "libvirt", workdir / "libvirt/etc"):
         os.chown(path, NOBODY, NOBODY)
     restore_capabilities(workdir, capabilities)
 

@@ -44,6 +44,8 @@ def error_kind(code: int, message: str) -> str:
         return "unsupported" if message.startswith("unsupported flags") else "invalid-argument"
     if code in (55, 77):  # VIR_ERR_OPERATION_INVALID, VIR_ERR_SNAPSHOT_REVERT_RISKY
         return "invalid-state"
+    if re.search(r"paused due to previous migration|Block node is read-only", message):
+        return "invalid-state"  # a domain paused by an external memory snapshot (9.0.0) [semantics.md §9.22]
     if code == 1 and re.search(r"not running|not paused|already running", message):  # test driver
         return "invalid-state"
     if code == 1 and "does not exist in one or more devices" in message:  # QEMU's -loadvm failed
@@ -55,6 +57,8 @@ def error_kind(code: int, message: str) -> str:
     if code == 1 and "Invalid job ID" in message:  # 11.3: QEMU refuses the name in a QMP job id
         return "invalid-argument"
     if code == 1 and "unable to save metadata" in message:  # a name too long for NAME.xml.new
+        return "invalid-argument"
+    if code == 38 and "File name too long" in message:  # a name too long for a default overlay, DISK.NAME
         return "invalid-argument"
     # the ESX driver's server dropped the request: libcurl says so in one of two ways, depending
     # on whether the reset came before or after the request was sent (seen with vcsim 0.24.2)
