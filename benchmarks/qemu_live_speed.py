@@ -25,7 +25,8 @@ from qemu.qmp.models import ErrorResponse
 
 from snaptree.oracle import CheckConfig, run_check
 from snaptree.oracle.drivers.qemu_common import snapshot_table
-from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_hmp_qmp import QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_live import LiveQemuDriver
 from snaptree.oracle.drivers.qemu_process import QMP_TIMEOUT, Qemu
 
 # one QMP command in a process of its own: connect, negotiate, execute, print the answer

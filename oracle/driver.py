@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from snaptree.model import ops
-from snaptree.model.disks import DEFAULT_LAYOUT, Disk
+from snaptree.model.disks import DEFAULT_LAYOUT, Disk, layout_spec
+from snaptree.model.profiles import get_profile
 
 # What a driver may be able to observe; the checker compares exactly these.
 OBSERVATIONS = frozenset({
@@ -112,6 +113,14 @@ class Capabilities:
     def builds(self, disks: tuple[Disk, ...]) -> bool:
         """Whether the driver can build a VM of this layout."""
         return disks == DEFAULT_LAYOUT or disks in self.layouts
+
+    def cannot_have(self, profile: str, disks: tuple[Disk, ...]) -> str | None:
+        """Why a VM of these disks cannot be checked under ``profile`` with this driver, or None."""
+        system = get_profile(profile)
+        problem = system.layout_problem(disks)
+        if problem is None and not self.builds(system.own_layout(disks)):
+            problem = f"the driver does not build a VM of disks {layout_spec(disks)}"
+        return problem
 
     def draws(self, op: ops.Operation) -> bool:
         """Whether a test plan may draw ``op`` for this driver: one it can perform, writing one

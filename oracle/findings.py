@@ -16,7 +16,7 @@ from functools import cache
 
 from snaptree.model import Machine, ops
 from snaptree.model.profiles import PROFILES, follows, version_key
-from snaptree.model.profiles.libvirt_qemu import QemuDriverState
+from snaptree.model.profiles.libvirt_qemu_state import QemuDriverState
 
 from . import scenario_format
 from .scenario_format import parse_xml

@@ -1,83 +1,22 @@
-"""libvirt 9.0's and 11.3's QEMU driver [semantics.md §7]: internal snapshots in the disk's qcow2
-tables and external (disk-only) overlays, and the state the driver keeps of them beyond the tree."""
+"""libvirt 9.0's QEMU driver [semantics.md §7]: internal snapshots in the disks' qcow2 tables and
+external overlays (the state the driver keeps of them: ``libvirt_qemu_state.py``; its rules for
+several disks, firmware NVRAM and memory files: ``libvirt_qemu_disks.py``; 11.3's differences:
+``libvirt_qemu_113.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .. import ops
-from ..disks import Disk
 from ..errors import ModelError
-from ..machine import Machine, ProfileState, Snapshot
+from ..machine import Machine, Snapshot
 from .base import BASIC_TRANSITIONS, DISK_ONLY, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
 from .libvirt import INVALID, Libvirt
+from .libvirt_qemu_disks import QemuDriverDisks
+from .libvirt_qemu_state import Qcow2Entry, qemu_state
 
 # libvirt 9.0.0's QEMU driver, seen: a name too long for its metadata file fails after qcow2 took it
 UNSAVED_METADATA = "a snapshot whose metadata cannot be saved leaves no current snapshot"
 PHANTOM_LOAD = "a revert to a snapshot QEMU never took leaves the domain shut off"
 ID_LOAD = "a revert that loads another snapshot's disk and no memory leaves the domain shut off"
-
-
-@dataclass
-class Qcow2Entry:
-    """An internal snapshot in the disk's qcow2 table, as QEMU sees it (libvirt may not list it).
-    QEMU 7.2 applies a snapshot by id first, then by name (qcow2's find_snapshot_by_id_or_name,
-    for `loadvm`/`-loadvm` and `qemu-img snapshot -a` alike), and ids are highest + 1 [§4.3, §4.4]: a
-    libvirt snapshot named "2" reverts to the disk and memory of qcow2 snapshot id 2 (seen)."""
-
-    id: int
-    name: str
-    view: dict[int, str]  # the blocks that read other than empty, as it was taken
-    image: str | None  # its memory image, if any
-    snapshot: str | None  # the id of the listed snapshot it belongs to, if any
-    file: str = "base"  # the image file that holds it
-    left_out: tuple[int, ...] = ()  # the disks it does not hold
-
-
-@dataclass
-class QemuDriverState(ProfileState):
-    """What libvirt's QEMU driver keeps beyond the snapshot tree (``Machine.profile_state``)."""
-
-    qcow2: list[Qcow2Entry] = field(default_factory=list)
-    # external (DISK_ONLY) snapshots: overlays, which their recorded state alone does not tell
-    external: set[str] = field(default_factory=set)
-    # libvirt 9.0.0, seen: HMP `savevm "NAME"` fails for a NAME with '"' ("extraneous
-    # characters"), libvirt does not recognise that reply as an error and lists the snapshot anyway
-    phantoms: set[str] = field(default_factory=set)
-    # which image file is which: the file the domain's disk is now, the file each internal
-    # snapshot is in, and each external snapshot's overlay (the file made when it was taken) and
-    # base (its point in time)
-    live: str = "base"
-    file_of: dict[str, str] = field(default_factory=dict)
-    overlay_of: dict[str, str] = field(default_factory=dict)
-    base_of: dict[str, str] = field(default_factory=dict)
-    # what the NVRAM held when an external snapshot saved the memory: the flash rides in the
-    # migration stream, and loading it writes it back to the file [§9.18]
-    flash: dict[str, dict[int, str]] = field(default_factory=dict)
-    # 9.0.0, seen: a paused domain's external memory snapshot leaves it paused "due to migration"
-    # until it runs or stops again [§9.22]
-    migration_paused: bool = False
-
-    def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None,
-             left_out: tuple[int, ...] = ()) -> None:
-        # ids count per image file: each qcow2 file has its own snapshot table
-        last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
-        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live, left_out))
-
-    def merged(self, old: str, new: str) -> None:
-        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
-        self.live = new if self.live == old else self.live
-        for table in (self.file_of, self.overlay_of, self.base_of):
-            for key, value in table.items():
-                if value == old:
-                    table[key] = new
-        for entry in self.qcow2:
-            entry.file = new if entry.file == old else entry.file
-
-
-def qemu_state(machine: Machine) -> QemuDriverState:
-    """The driver's state of ``machine``, made (empty) on first use."""
-    return machine.state(QemuDriverState)
 
 
 def _rest_on(machine: Machine, base: Snapshot | None, view: dict[int, str], left_out: tuple[int, ...]) -> None:
@@ -90,10 +29,7 @@ def _rest_on(machine: Machine, base: Snapshot | None, view: dict[int, str], left
         machine.put_back(kept, left_out)
 
 
-MIXING = "unsupported configuration: mixing internal and external targets for a snapshot is not yet supported"
-
-
-class LibvirtQemu(Libvirt):
+class LibvirtQemu(QemuDriverDisks, Libvirt):
     """Internal snapshots (with memory when the domain runs), and external disk-only ones."""
 
     name = "libvirt-qemu"
@@ -165,102 +101,6 @@ class LibvirtQemu(Libvirt):
         """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
 
     # -- several disks [§9.14-§9.20] --------------------------------------------------------
-
-    def modes_for(self, machine: Machine, op: ops.CreateSnapshot, flags: frozenset[str]) -> tuple[str, ...]:
-        """A disk-only snapshot, or one whose memory goes to a file, is external by default on every
-        disk (virsh's --disk-only, --memspec); a read-only disk or one the domain marks snapshot='no'
-        is left out [§9.14]; the NVRAM is in a snapshot when its qcow2 file takes the tag or the
-        memory state carries the flash [§9.17, §9.18]."""
-        external = "disk-only" in flags or op.memory_file is not None
-        if op.memory_file is not None and self.migration_paused(machine):  # [§9.22]
-            raise ModelError(INVALID_STATE, "operation failed: Can't migrate the vm that was paused due to previous "
-                                            "migration")
-        modes = list(super().modes_for(machine, op, flags))
-        asked = dict(op.disks)
-        nvram = next((d.name for d in machine.disks if d.role == "nvram" and d.name in asked), None)
-        if nvram is not None:  # the NVRAM is no <disk> of the domain (9.0.0, 11.3.0, seen) [§9.17]
-            raise self.nvram_named(nvram)
-        if op.memory_file is not None and "internal" in asked.values():
-            raise ModelError(UNSUPPORTED, MIXING)
-        external = external or self.defaults_follow_external(asked)
-        for index, disk in enumerate(machine.disks):
-            if disk.name in asked:
-                continue
-            if disk.role == "nvram":
-                modes[index] = self.nvram_mode(disk, external)
-            elif disk.readonly or disk.mode == "no":
-                modes[index] = "no"
-            else:
-                modes[index] = "external" if external else "internal"
-        return tuple(modes)
-
-    pauses_for_migration = True  # [§9.22]
-
-    @staticmethod
-    def migration_paused(machine: Machine) -> bool:
-        state = machine.profile_state
-        return isinstance(state, QemuDriverState) and state.migration_paused
-
-    def power(self, machine: Machine, operation: str) -> None:
-        super().power(machine, operation)
-        if operation != "pause" and self.migration_paused(machine):
-            qemu_state(machine).migration_paused = False
-
-    def nvram_named(self, name: str) -> ModelError:
-        return ModelError(UNSUPPORTED, f"unsupported configuration: no disk named '{name}'")
-
-    def defaults_follow_external(self, asked: dict[str, str]) -> bool:
-        """Whether a disk the snapshot does not name becomes external when another is (11.3.0)."""
-        return False
-
-    def nvram_mode(self, nvram: Disk, external: bool) -> str:
-        """The NVRAM in a snapshot without memory (with memory, QEMU's migration stream carries
-        the flash, which a load writes back to the file [§9.18]): 9.0 takes a shut-off domain's
-        internal snapshot of vda only (firmware='efi'); an external one leaves the NVRAM alone [§9.17]."""
-        return "no"
-
-    def layout_problem(self, disks: tuple[Disk, ...]) -> str | None:
-        if self.name == "libvirt-qemu" and any(d.role == "nvram" and d.format == "qcow2" for d in disks):
-            return "libvirt 9.0 has no qcow2 NVRAM: it drops <nvram format=...> and QEMU gets the file as raw [§9.17]"
-        return super().layout_problem(disks)
-
-    def check_disks(self, machine: Machine, op: ops.CreateSnapshot, modes: tuple[str, ...], memory: bool,
-                    flags: frozenset[str]) -> None:
-        running = machine.power != "shutoff"
-        disks = list(zip(machine.disks, modes, strict=True))
-        internal = [d for d, mode in disks if mode == "internal" and d.role == "disk"]
-        external = [d for d, mode in disks if mode == "external"]
-        if "disk-only" in flags or (external and not internal and op.memory_file is not None):
-            if running and internal:  # [§9.15]
-                raise ModelError(UNSUPPORTED, "unsupported configuration: active qemu domains require external disk "
-                                              f"snapshots; disk {internal[0].name} requested internal")
-            if internal and external:  # 9.0.0 and 11.3.0 alike (seen) [§9.16]
-                raise ModelError(UNSUPPORTED, MIXING)
-            return
-        if external:  # an internal or full system snapshot names an external disk [§9.16]
-            raise self.mixed_refusal(external[0]) if not running else \
-                ModelError(UNSUPPORTED, f"unsupported configuration: disk '{external[0].name}' must use snapshot mode "
-                                        "'internal'")
-        for disk, mode in disks:
-            if mode == "no" and disk.role == "disk" and not disk.readonly:  # [§9.14]
-                raise ModelError(UNSUPPORTED, "unsupported configuration: internal and full system snapshots require "
-                                              "all disks to be selected for snapshot" if disk.mode == "no" else
-                                 f"unsupported configuration: disk '{disk.name}' must use snapshot mode 'internal'")
-        self.check_pflash(machine, running)
-        for disk in internal:
-            if disk.format == "raw":  # [§9.14]
-                raise ModelError(UNSUPPORTED, f"unsupported configuration: internal snapshot for disk {disk.name} "
-                                              "unsupported for storage type raw")
-
-    def mixed_refusal(self, external: Disk) -> ModelError:
-        # 9.0 names the first disk that is not internal [§9.16]
-        return ModelError(UNSUPPORTED, f"unsupported configuration: disk '{external.name}' must use snapshot mode "
-                                       "'internal'")
-
-    def check_pflash(self, machine: Machine, running: bool) -> None:
-        if running and any(d.role == "nvram" for d in machine.disks):  # [§9.17]
-            raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshots of a VM with pflash based "
-                                          "firmware are not supported")
 
     def recorded_state(self, machine: Machine, memory: bool, flags: frozenset[str]) -> str:
         # a disk-only snapshot records the domain's state but holds no memory

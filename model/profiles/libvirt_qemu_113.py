@@ -8,7 +8,9 @@ from ..errors import ModelError
 from ..machine import Machine, Snapshot
 from .base import DISK_ONLY, DUPLICATE, INVALID_ARGUMENT, UNSUPPORTED
 from .libvirt import Libvirt
-from .libvirt_qemu import ID_LOAD, MIXING, UNSAVED_METADATA, LibvirtQemu, QemuDriverState, qemu_state
+from .libvirt_qemu import ID_LOAD, UNSAVED_METADATA, LibvirtQemu
+from .libvirt_qemu_disks import MIXING
+from .libvirt_qemu_state import QemuDriverState, qemu_state
 
 # QEMU's id_wellformed (util/id.c): a job id is a letter, then letters, digits, '-', '.', '_'
 JOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")

@@ -51,6 +51,9 @@ def replay_scenario(resolved: ResolvedDriver, scenario: Scenario, label: str = "
     scenario = dataclasses.replace(scenario, profile=resolved.profile)
     driver = resolved.make()
     capabilities = driver.capabilities()
+    problem = capabilities.cannot_have(resolved.profile, scenario.disks)
+    if problem:
+        raise UsageError(f"cannot replay {label} under {resolved.profile}: {problem}")
     for index, step in enumerate(scenario.steps, 1):
         problem = capabilities.cannot_perform(step.op) if step.applies_to(resolved.profile) else None
         if problem:

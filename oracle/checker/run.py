@@ -89,10 +89,7 @@ def situations_of(profile: str, capabilities: Capabilities) -> list[Situation]:
 
 def check_layout(resolved: ResolvedDriver, disks: tuple[Disk, ...]) -> None:
     """UsageError when the profile cannot have this VM or the driver cannot build it."""
-    profile = get_profile(resolved.profile)
-    problem = profile.layout_problem(disks)
-    if problem is None and not resolved.make().capabilities().builds(profile.own_layout(disks)):
-        problem = f"driver {resolved.name} does not build a VM of disks {layout_spec(disks)}"
+    problem = resolved.make().capabilities().cannot_have(resolved.profile, disks)
     if problem:
         raise UsageError(f"--disks {layout_spec(disks)}: {problem}")
 

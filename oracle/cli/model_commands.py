@@ -22,6 +22,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = [(path, scenario_format.load(path)) for path in files]  # every file is valid before any runs
     # several profiles: each file under each, as one would run them one by one
     profiles: list[str | None] = [*profile_list(args.profile)] if args.profile is not None else [None]
+    for (path, scenario), profile in ((s, p) for s in scenarios for p in profiles if p is not None):
+        problem = get_profile(profile).layout_problem(scenario.disks)
+        if problem:  # its steps would say nothing about the system
+            raise UsageError(f"{path}: {profile} cannot have this scenario's VM: {problem}")
     trees = args.format == "text" and not args.quiet
     runs = [(path, run(scenario, profile, trees=trees)) for path, scenario in scenarios for profile in profiles]
     if args.format == "json":

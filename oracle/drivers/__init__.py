@@ -13,8 +13,8 @@ from ..driver import Driver, DriverUnavailable
 REGISTRY = {
     "model": ".model:ModelDriver",
     "qemu-img": ".qemu_img:QemuImgDriver",
-    "qemu-hmp": ".qemu_live:QemuHmpDriver",
-    "qemu-qmp": ".qemu_live:QemuQmpDriver",
+    "qemu-hmp": ".qemu_hmp_qmp:QemuHmpDriver",
+    "qemu-qmp": ".qemu_hmp_qmp:QemuQmpDriver",
     "qcow2-chain": ".qcow2_chain:Qcow2ChainDriver",
     "libvirt": ".libvirt:LibvirtDriver",
     "vsphere": ".vsphere:VsphereDriver",

@@ -37,15 +37,15 @@ increments the 32-bit counter at 0x500 forever, so RAM content is the counter's 
   between its vm_start and the next monitor command), so the exact value comes from the
   paused load, which runs the same load_snapshot().
 
-The process itself (its start, monitor, stop and lifetime) is ``qemu_process``'s.
+The process itself (its start, monitor, stop and lifetime) is ``qemu_process``'s; the guest, the
+firmware and the NVRAM's blocks are ``qemu_guest``'s; a VM of several disks (its nodes, pflash's
+write-back, the table across nodes) is ``qemu_live_disks``'s; the two drivers, ``qemu-hmp`` and
+``qemu-qmp``, and their save, load and delete commands are in ``qemu_hmp_qmp``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import struct
-import time
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,14 @@ from .qemu_common import (
     QemuCallFailed,
     call,
     create_image,
-    halves,
     missing,
     qemu_io_writes,
     read_view,
     snapshot_table,
     versions,
 )
+from .qemu_guest import BOOT_DISK_SIZE, BOOT_SECTOR, NV_BLOCKS, OVMF_CODE, OVMF_VARS, WRAP, efi_counter, token
+from .qemu_live_disks import LAYOUTS, STOPPED, SeveralDisks
 from .qemu_process import (
     ExecuteError,
     Firmware,
@@ -77,110 +78,7 @@ from .qemu_process import (
     QEMUMonitorProtocol,
     QemuStartFailed,
     failure,
-    hmp_quote,
 )
-
-# xor ax,ax; mov ds,ax; l: inc dword [0x500]; jmp l   [semantics.md §5.8]
-BOOT_SECTOR = bytes.fromhex("31c08ed866ff060005ebf9")
-BOOT_DISK_SIZE = 1 << 20  # SeaBIOS cannot read a 512-byte disk (0 cylinders); 1 MiB boots
-WRAP = 1 << 32
-STOPPED = {"paused": "paused", "restore-vm": "paused"}  # QEMU run states the model calls paused
-
-# -- several disks [semantics.md §9] ----------------------------------------------------------------
-#
-# Each disk is a block node named after it, attached to a device (§9.8), in layout order, so that
-# the VM state goes to the first disk (§9.3).  An NVRAM disk is OVMF's variable store on pflash1
-# (OVMF_VARS_4M.fd as Debian's ovmf ships it, raw, or converted to qcow2), with OVMF_CODE_4M.fd
-# read-only as pflash0; the guest is then an EFI application that counts at 0x500 as the boot
-# sector does.  The NVRAM's blocks are 4 KiB pieces of its erased (0xff) area from 0x60000 on, so
-# the firmware keeps its variables: a token's bytes are stored inverted there (empty = erased).
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-NV_BASE = 0x60000
-NV_BLOCK = 4096
-NV_SIZE = 0x84000  # OVMF_VARS_4M.fd
-NV_BLOCKS = (NV_SIZE - NV_BASE) // NV_BLOCK
-
-LAYOUTS: tuple[tuple[Disk, ...], ...] = (
-    (Disk("vda"), Disk("vdb")),
-    (Disk("vda"), Disk("vdb", format="raw")),
-    (Disk("vda"), Disk("vdb"), Disk("vdc")),
-    (Disk("vda"), Disk("pflash1", role="nvram")),
-    (Disk("vda"), Disk("pflash1", role="nvram", format="raw")),
-)
-
-
-def efi_counter(counter: int = 0x500) -> bytes:
-    """A PE32+ EFI application: SetWatchdogTimer(0, 0, 0, NULL) (the boot manager's 5-minute
-    watchdog would reset the VM), then ``inc dword [counter]`` forever.  Padded to 8 KiB: QEMU
-    reads ``-kernel`` as a Linux kernel first and wants more than its setup sectors; OVMF gets the
-    file back whole over fw_cfg and starts it."""
-    code = bytes.fromhex("4883ec28" "488b4260" "31c9" "31d2" "4531c0" "4531c9" "ff9000010000")  # rdx: SystemTable
-    code += b"\xff\x04\x25" + struct.pack("<I", counter) + b"\xeb\xf7"  # l: inc dword [counter]; jmp l
-    dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", 0x40)
-    coff = b"PE\0\0" + struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, 240, 0x0022)
-    optional = struct.pack("<HBBIIIII", 0x20B, 0, 0, 0x200, 0, 0, 0x1000, 0x1000)
-    optional += struct.pack("<QII", 0x10000000, 0x1000, 0x200) + bytes(12)
-    optional += struct.pack("<IIIIHH", 0, 0x2000, 0x200, 0, 10, 0)  # subsystem 10: EFI application
-    optional += struct.pack("<QQQQII", 0x10000, 0x10000, 0x10000, 0x10000, 0, 16) + bytes(128)
-    section = b".text\0\0\0" + struct.pack("<IIIIIIHHI", len(code), 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020)
-    image = (dos + coff + optional + section).ljust(0x200, b"\0") + code.ljust(0x200, b"\0")
-    return image.ljust(0x2000, b"\0")
-
-
-def nv_writes(block: int, token: str) -> list[str]:
-    """qemu-io commands that store ``token`` in an NVRAM block (bytes inverted: "" is erased)."""
-    first, second = (b ^ 0xFF for b in halves(token))
-    offset = NV_BASE + block * NV_BLOCK
-    if first == second:
-        return [f"write -P {first} {offset} {NV_BLOCK}"]
-    half = NV_BLOCK // 2
-    return [f"write -P {first} {offset} {half}", f"write -P {second} {offset + half} {half}"]
-
-
-def nv_decode(data: bytes, blocks: int) -> dict[str, str]:
-    """The tokens of an NVRAM's blocks (empty ones left out; neither empty nor a token: '?')."""
-    view = {}
-    half = NV_BLOCK // 2
-    for block in range(blocks):
-        start = NV_BASE + block * NV_BLOCK
-        parts = data[start:start + half], data[start + half:start + NV_BLOCK]
-        if any(len(part) != half or part.count(part[:1]) != half for part in parts):
-            view[str(block)] = "?"
-            continue
-        first, second = parts[0][0] ^ 0xFF, parts[1][0] ^ 0xFF
-        if first == second != 0:
-            view[str(block)] = chr(first)
-        elif first != second:
-            view[str(block)] = chr(first) + chr(second) if first and second else "?"
-    return view
-
-
-def export(node: Node, scratch: Path, snapshot_id: str | None, force_share: bool) -> bytes:
-    """A node's content (or one of its internal snapshots') as raw bytes."""
-    out = scratch.with_suffix(".raw")
-    argv = ["qemu-img", "convert", "-f", node.format] + (["-U"] if force_share else [])
-    if snapshot_id is not None:
-        argv += ["-l", f"snapshot.id={snapshot_id}"]
-    call(argv + ["-O", "raw", str(node.path), str(out)])
-    try:
-        return out.read_bytes()
-    finally:
-        os.unlink(out)
-
-
-def group_key(entry: dict[str, Any]) -> tuple[Any, ...]:
-    """One snapshot command's entries on every node share its name and its creation time."""
-    return entry["name"], entry["date-sec"], entry["date-nsec"]
-
-
-def tag(name: str | None) -> dict[str, str]:
-    """A job's tag argument: left out when there is no name (QEMU then says it is missing)."""
-    return {} if name is None else {"tag": name}
-
-
-def token(counter: int) -> str:
-    return f"{counter:#010x}"
 
 
 def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
@@ -190,7 +88,7 @@ def entry_key(entry: dict[str, Any]) -> tuple[Any, ...]:
 
 # -- the drivers ------------------------------------------------------------------------------------
 
-class LiveQemuDriver(Driver):
+class LiveQemuDriver(SeveralDisks, Driver):
     description = "a live qemu-system-x86_64 (TCG) over QMP"
     observes = frozenset({"names", "ids", "power", "memory", "ram", "views", "disks"})
     operations = frozenset({"write", "start", "pause", "resume", "shutdown", "snapshot", "revert", "delete"})
@@ -211,7 +109,7 @@ class LiveQemuDriver(Driver):
         self.values_on_disk = BlockValues()
         self.disks: tuple[Disk, ...] = DEFAULT_LAYOUT
         self.nodes: tuple[Node, ...] = ()
-        self.nv_pending = False  # a load armed pflash's write-back of its RAM copy (see cont)
+        self.nv_pending = False  # a load armed pflash's write-back of its RAM copy (see SeveralDisks.cont)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -292,17 +190,6 @@ class LiveQemuDriver(Driver):
         assert self.space is not None
         return self.space.file("disk.qcow2")
 
-    @property
-    def several(self) -> bool:
-        return self.disks != DEFAULT_LAYOUT
-
-    @property
-    def nvram(self) -> Node | None:
-        return next((node for node in self.nodes if node.role == "nvram"), None)
-
-    def node_of(self, disk: str | None) -> Node:
-        return self.nodes[0] if disk is None else self.nodes[[d.name for d in self.disks].index(disk)]
-
     def launch(self) -> Qemu:
         assert self.space is not None and self.boot_space is not None
         self.launches += 1
@@ -366,64 +253,6 @@ class LiveQemuDriver(Driver):
                 return failure(refused)
         return Result(True)
 
-    def write_disk(self, block: int, value: str, disk: str | None) -> Result:
-        """A write to one disk of several: its node, through HMP qemu-io while QEMU runs."""
-        if disk is not None and disk not in [d.name for d in self.disks]:
-            return Result.error("invalid-argument", f"the VM has no disk '{disk}'")
-        node = self.node_of(disk)
-        token = self.values_on_disk.stored(value)
-        if node.role == "nvram":
-            if not 0 <= block < self.blocks:
-                return Result.error("invalid-argument", f"write failed: block {block} is outside the disk")
-            commands = nv_writes(block, token)
-        else:
-            commands = qemu_io_writes([(block, token)])[1::2]
-        if self.qemu is None:
-            words = [word for command in commands for word in ("-c", command)]
-            out = call(["qemu-io", "-f", node.format, *words, str(node.path)])
-            return Result(True) if out.startswith("wrote ") else failure(out)
-        for command in commands:
-            refused = self.qemu.qemu_io(command, node.name)
-            if refused:
-                return failure(refused)
-        return Result(True)
-
-    # -- pflash's write-back --------------------------------------------------------------------
-    #
-    # The pflash device keeps the variable store in RAM (part of the VM state) and a load arms a
-    # handler that writes that whole copy back to the node at the next run-state change
-    # (pflash_post_load).  The driver's writes go to the node behind the device's back, so the
-    # copy never holds them and the write-back would undo them: the driver writes its blocks
-    # again after each write-back, as a guest writing through the device would have them.
-
-    def nv_region(self) -> dict[str, str]:
-        """What the NVRAM's blocks hold now, as tokens."""
-        node, qemu = self.nvram, self.qemu
-        assert node is not None and self.space is not None
-        if qemu is not None and node.format == "qcow2":
-            qemu.hmp(f'qemu-io {node.name} "flush"')
-        return nv_decode(export(node, self.space.file("nvram"), None, qemu is not None), self.blocks)
-
-    def nv_restore(self, region: dict[str, str]) -> None:
-        node, qemu = self.nvram, self.qemu
-        assert node is not None and qemu is not None
-        for block in range(self.blocks):
-            for command in nv_writes(block, region.get(str(block), "")):
-                refused = qemu.qemu_io(command, node.name)
-                if refused:
-                    raise RuntimeError(f"restoring NVRAM block {block} failed: {refused}")
-
-    def cont(self) -> None:
-        assert self.qemu is not None
-        if not self.nv_pending:
-            self.qemu.cmd("cont")
-            return
-        region = self.nv_region()
-        self.qemu.cmd("cont")
-        if self.qemu.status() == "running":
-            self.nv_pending = False
-            self.nv_restore(region)
-
     def start(self) -> Result:
         try:
             qemu = self.launch()
@@ -464,28 +293,6 @@ class LiveQemuDriver(Driver):
 
     def save_disks(self, op: ops.CreateSnapshot) -> str | None:
         return self.save(op.name)  # HMP savevm: every node [§9.3]
-
-    def groups(self) -> list[tuple[tuple[Any, ...], dict[str, dict[str, Any]]]]:
-        """The snapshots of a VM of several disks: each snapshot command's entries on the nodes
-        (node -> entry), in creation order."""
-        assert self.qemu is not None
-        found: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
-        tables = self.qemu.tables()
-        for node in self.nodes:
-            for entry in tables[node.name]:
-                found.setdefault(group_key(entry), {}).setdefault(node.name, entry)
-        return sorted(found.items(), key=lambda item: (item[0][1], item[0][2]))
-
-    def group_id(self, entries: dict[str, dict[str, Any]]) -> str:
-        """A snapshot's id: its entry's on the first node that has it (ids count per node)."""
-        return next(entries[node.name]["id"] for node in self.nodes if node.name in entries)
-
-    def newest_key(self) -> tuple[Any, ...]:
-        return self.groups()[-1][0]
-
-    def created_group(self) -> Result:
-        key, entries = self.groups()[-1]
-        return Result(True, created_id=self.group_id(entries), created_name=key[0])
 
     @staticmethod
     def created(entry: dict[str, Any]) -> Result:
@@ -567,145 +374,3 @@ class LiveQemuDriver(Driver):
                               "memory": memory, "memory_image": image, "state": "", "description": ""})
         return {"current": None, "power": power, "ram": self.ram if shared else None,
                 "snapshots": snapshots, "views": views}
-
-
-    def offline_groups(self) -> list[tuple[tuple[Any, ...], dict[str, dict[str, Any]]]]:
-        found: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
-        for node in self.nodes:
-            if node.format != "qcow2":
-                continue
-            for entry in snapshot_table(node.path):
-                found.setdefault(group_key(entry), {}).setdefault(node.name, entry)
-        return sorted(found.items(), key=lambda item: (item[0][1], item[0][2]))
-
-    def observe_disks(self) -> dict[str, Any]:
-        """A VM of several disks: every node's table, its snapshots matched up across nodes, and
-        every point in time of every disk."""
-        assert self.space is not None
-        shared = self.qemu is not None
-        if self.qemu is None:
-            power, groups = "shutoff", self.offline_groups()
-        else:
-            status = self.qemu.status()
-            power, groups = STOPPED.get(status, status), self.groups()
-            for node in self.nodes:
-                if node.format == "qcow2":
-                    self.qemu.hmp(f"qemu-io {node.name} {hmp_quote('flush')}")
-        scratch = self.space.file("view")
-
-        def read(node: Node, snapshot_id: str | None, index: int) -> dict[str, str]:
-            if node.role == "nvram":
-                view = nv_decode(export(node, scratch, snapshot_id, shared), self.blocks)
-            else:
-                view = read_view(node.path, self.blocks, scratch, snapshot_id, force_share=shared,
-                                 image_format=node.format)
-            view = self.values_on_disk.read(view)
-            return view if index == 0 else {f"{node.name}:{block}": value for block, value in view.items()}
-
-        current: dict[str, str] = {}
-        for index, node in enumerate(self.nodes):
-            current.update(read(node, None, index))
-        views: dict[str, Any] = {"current": current, "snapshots": {}}
-        snapshots = []
-        for key, entries in groups:
-            sid = self.group_id(entries)
-            view: dict[str, str] = {}
-            for index, node in enumerate(self.nodes):
-                if node.name in entries:
-                    view.update(read(node, entries[node.name]["id"], index))
-            views["snapshots"][sid] = view
-            memory = any(entry["vm-state-size"] > 0 for entry in entries.values())
-            image = self.tokens.get(key, f"unmeasured-{sid}") if memory else None
-            snapshots.append({"name": key[0], "id": sid, "parent": None, "children": [], "memory": memory,
-                              "memory_image": image, "state": "", "description": "",
-                              "disks": {node.name: "internal" if node.name in entries else "no" for node in self.nodes},
-                              "memory_file": None})
-        return {"current": None, "power": power, "ram": self.ram if shared else None, "snapshots": snapshots,
-                "views": views}
-
-
-class QemuHmpDriver(LiveQemuDriver):
-    name = "qemu-hmp"
-    description = "a live QEMU: HMP savevm/loadvm/delvm through QMP human-monitor-command"
-    profiles = ("qemu-hmp",)
-
-    def save(self, name: str | None) -> str | None:
-        assert self.qemu is not None
-        if name is None:
-            self.await_fresh_auto_name()
-        return self.qemu.hmp("savevm" if name is None else f"savevm {hmp_quote(name)}") or None
-
-    def await_fresh_auto_name(self) -> None:
-        """savevm names an unnamed snapshot after the local wall-clock second (vm-YYYYMMDDhhmmss)
-        and does not overwrite then: two within one second share a name.  The model's clock
-        moves one second per operation, so wait for a second no snapshot is named after."""
-        assert self.qemu is not None
-        taken = {entry["name"] for entry in self.qemu.table()}
-        while time.strftime("vm-%Y%m%d%H%M%S") in taken:
-            time.sleep(0.02)
-
-    def load(self, name: str | None) -> str | None:
-        return self.command("loadvm", name)
-
-    def delete(self, name: str | None) -> str | None:
-        return self.command("delvm", name)
-
-    def command(self, verb: str, name: str | None) -> str | None:
-        assert self.qemu is not None
-        return self.qemu.hmp(verb if name is None else f"{verb} {hmp_quote(name)}") or None
-
-
-class QemuQmpDriver(LiveQemuDriver):
-    name = "qemu-qmp"
-    description = "a live QEMU: QMP snapshot-save/snapshot-load/snapshot-delete jobs"
-    profiles = ("qemu-qmp",)
-    jobs = 0
-
-    layouts = LAYOUTS + ((Disk("vda"), Disk("vdb", mode="no")),)
-    disk_modes = frozenset({"internal", "no"})  # snapshot-save's devices [§9.6]
-
-    def run_job(self, command: str, devices: list[str] | None = None, /, **args: Any) -> str | None:
-        assert self.qemu is not None
-        self.jobs += 1
-        try:
-            return self.qemu.job(command, f"snaptree-{self.jobs}", devices=devices or [DISK_NODE], **args)
-        except ExecuteError as error:  # refused before a job exists: "Parameter 'tag' is missing"
-            return str(error)
-
-    def save(self, name: str | None) -> str | None:
-        return self.run_job("snapshot-save", vmstate=DISK_NODE, **tag(name))
-
-    def save_disks(self, op: ops.CreateSnapshot) -> str | None:
-        """devices: the disks whose mode is not 'no' (by default every writable disk of mode
-        'normal')."""
-        asked = dict(op.disks)
-        devices = [node.name for disk, node in zip(self.disks, self.nodes, strict=True)
-                   if (asked.get(disk.name) or ("no" if disk.mode == "no" or disk.readonly else "internal")) != "no"]
-        # the VM state to the first disk, or the first one the snapshot takes when it leaves that out
-        return self.run_job("snapshot-save", devices, vmstate=(devices or [self.nodes[0].name])[0], **tag(op.name))
-
-    def snapshot_devices(self, name: str | None) -> tuple[list[str], str]:
-        """The devices of the snapshot a load or delete of ``name`` goes to (the first of that
-        name), and the node holding its VM state; for a name no snapshot has, the first disk."""
-        first = self.nodes[0].name
-        for key, entries in self.groups():
-            if key[0] == name:
-                devices = [node.name for node in self.nodes if node.name in entries]
-                vmstate = next((n for n in devices if entries[n]["vm-state-size"] > 0), devices[0])
-                return devices, vmstate
-        return [first], first
-
-    def loads_nvram(self, name: str | None) -> bool:
-        nvram = self.nvram
-        return nvram is not None and nvram.name in self.snapshot_devices(name)[0]
-
-    def load(self, name: str | None) -> str | None:
-        if self.several:
-            devices, vmstate = self.snapshot_devices(name)
-            return self.run_job("snapshot-load", devices, vmstate=vmstate, **tag(name))
-        return self.run_job("snapshot-load", vmstate=DISK_NODE, **tag(name))
-
-    def delete(self, name: str | None) -> str | None:
-        if self.several:
-            return self.run_job("snapshot-delete", self.snapshot_devices(name)[0], **tag(name))
-        return self.run_job("snapshot-delete", **tag(name))

@@ -18,7 +18,7 @@ from snaptree.oracle.drivers import qemu_common as qc
 from snaptree.oracle.drivers.libvirt import LibvirtDriver
 from snaptree.oracle.drivers.libvirt import disk as libvirt_disk
 from snaptree.oracle.drivers.libvirt.domain_xml import OVMF_VARS, disk_files
-from snaptree.oracle.drivers.libvirt.driver import LAYOUTS_9_0, LAYOUTS_11_3
+from snaptree.oracle.drivers.libvirt.layouts import LAYOUTS_9_0, LAYOUTS_11_3
 from snaptree.oracle.drivers.libvirt.session import libvirt
 from snaptree.oracle.lockstep import Divergence
 

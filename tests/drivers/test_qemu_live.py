@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from snaptree.model import ops
-from snaptree.oracle.drivers.qemu_live import LiveQemuDriver, QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_hmp_qmp import QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_live import LiveQemuDriver
 from snaptree.oracle.drivers.qemu_process import error_kind, failure, hmp_quote
 from snaptree.oracle.lockstep import Divergence, Lockstep
 

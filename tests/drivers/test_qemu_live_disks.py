@@ -14,16 +14,10 @@ import pytest
 
 from snaptree.model import ops
 from snaptree.model.disks import Disk
-from snaptree.oracle.drivers.qemu_live import (
-    LAYOUTS,
-    OVMF_CODE,
-    OVMF_VARS,
-    LiveQemuDriver,
-    QemuHmpDriver,
-    QemuQmpDriver,
-    efi_counter,
-    nv_decode,
-)
+from snaptree.oracle.drivers.qemu_guest import OVMF_CODE, OVMF_VARS, efi_counter, nv_decode
+from snaptree.oracle.drivers.qemu_hmp_qmp import QemuHmpDriver, QemuQmpDriver
+from snaptree.oracle.drivers.qemu_live import LiveQemuDriver
+from snaptree.oracle.drivers.qemu_live_disks import LAYOUTS
 from snaptree.oracle.lockstep import Lockstep
 
 from ..checks import check

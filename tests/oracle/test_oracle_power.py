@@ -129,7 +129,7 @@ def _check_json(tmp_path: Path, preamble: str) -> dict[str, object]:
 def test_a_seed_gives_the_same_histories_whatever_is_imported(tmp_path: Path) -> None:
     plain = _check_json(tmp_path, "")
     crowded = _check_json(tmp_path, "import tests.mutants, tests.profiles.test_profiles, snaptree.oracle.drivers.libvirt, "
-                                    "snaptree.oracle.drivers.qemu_live, snaptree.oracle.drivers.qcow2_chain")
+                                    "snaptree.oracle.drivers.qemu_hmp_qmp, snaptree.oracle.drivers.qcow2_chain")
     assert plain == crowded
 
 

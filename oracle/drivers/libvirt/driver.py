@@ -9,7 +9,8 @@ memory (has-memory only) and descriptions are compared; nothing is written.
 QEMU driver embedded in a process,
 a TCG domain (type 'qemu', no OS) with one qcow2 disk, a fresh embed root per example (under
 DIR when the URI names one; it must be reachable by ``nobody``, e.g. under /tmp).  How it runs
-as root, and its lifetime, are in ``embedded``; how block data is written and read, in ``disk``.
+as root, and its lifetime, are in ``embedded``; how block data is written and read, in ``disk``;
+the VMs of several disks it builds, in ``layouts``.
 
 Unnamed snapshots are named after the epoch second by libvirt, so a second unnamed snapshot
 in the same second is refused as a duplicate (seen on 9.0.0).  The model's clock ticks once
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -43,19 +43,8 @@ from . import domain_xml as dxml
 from .domain_xml import parse_snapshot, qemu_domain
 from .embedded import SOCKET_ROOM, EmbedHelper, HelperCrashed
 from .esx import ESX_URI, EsxSimulator
+from .layouts import LAYOUTS_9_0, LAYOUTS_11_3, make_disks, nvram_named
 from .session import INSTALL, POWER, LibvirtFailure, Session, error_kind, libvirt
-
-# The VMs the embedded QEMU driver builds besides one qcow2 disk: two disks, a raw second one, one
-# the domain keeps out of snapshots (<disk snapshot='no'>), three, and UEFI firmware with a raw
-# variable store; libvirt 11.3 also a qcow2 one (9.0 drops <nvram format=...>).
-LAYOUTS_9_0: tuple[tuple[Disk, ...], ...] = (
-    (Disk("vda"), Disk("vdb")),
-    (Disk("vda"), Disk("vdb", format="raw")),
-    (Disk("vda"), Disk("vdb", mode="no")),
-    (Disk("vda"), Disk("vdb"), Disk("vdc")),
-    (Disk("vda"), Disk("nvram", role="nvram", format="raw")),
-)
-LAYOUTS_11_3 = LAYOUTS_9_0 + ((Disk("vda"), Disk("nvram", role="nvram", format="qcow2")),)
 
 
 def _uri_profile(uri: str) -> str | None:
@@ -181,7 +170,7 @@ class LibvirtDriver(Driver):
         return None if self.space is None else self.space.path
 
     def setup(self, blocks: int, disks: tuple[Disk, ...] = DEFAULT_LAYOUT) -> None:
-        if disks != DEFAULT_LAYOUT and (not self.qemu or _nvram_named(disks) not in self.layouts):
+        if disks != DEFAULT_LAYOUT and (not self.qemu or nvram_named(disks) not in self.layouts):
             raise DriverUnavailable(f"the libvirt driver ({self.profile}) cannot build a VM of "
                                     f"{', '.join(d.describe() for d in disks)}")
         if self.space is not None or (not self.qemu and self.session is not None and self.session.dom is not None):
@@ -209,7 +198,7 @@ class LibvirtDriver(Driver):
                 others: tuple[Path, ...] = ()
                 domain = qemu_domain(image)
             else:
-                image, others, domain = self._make_disks(workdir, blocks, disks)
+                image, others, domain = make_disks(workdir, blocks, disks)
             with lifetime.machine_failures():
                 embedded.prepare_root(workdir, image, self.qemu_capabilities, others)
             self.session = EmbedHelper(workdir)
@@ -223,31 +212,6 @@ class LibvirtDriver(Driver):
         except BaseException:
             self.teardown()
             raise
-
-    @staticmethod
-    def _make_disks(workdir: Path, blocks: int, disks: tuple[Disk, ...]) -> tuple[Path, tuple[Path, ...], str]:
-        """The files of a VM of several disks: the first disk's, the others', and the domain."""
-        files, elements, nvram, nvram_format = [], "", None, "raw"
-        for d in disks:
-            if d.role == "nvram":
-                if blocks > disk.NVRAM_BLOCKS:
-                    raise EnvironmentFailure(f"the NVRAM's free region holds {disk.NVRAM_BLOCKS} blocks of "
-                                             f"{disk.NVRAM_BLOCK} bytes, not {blocks}: check with --blocks "
-                                             f"{disk.NVRAM_BLOCKS} or fewer")
-                if not Path(dxml.OVMF_VARS).exists():
-                    raise DriverUnavailable(f"{dxml.OVMF_VARS} not found: apt-get install ovmf")
-                nvram, nvram_format = workdir / ("nvram.fd" if d.format == "raw" else "nvram.qcow2"), d.format
-                qc.call(["qemu-img", "convert", "-f", "raw", "-O", d.format, dxml.OVMF_VARS, str(nvram)])
-                files.append(nvram)
-                continue
-            path = workdir / f"{d.name}.{d.format}"
-            if d.format == "qcow2":
-                qc.create_image(path, blocks)
-            else:
-                qc.call(["qemu-img", "create", "-q", "-f", "raw", str(path), str(blocks * qc.BLOCK_SIZE)])
-            files.append(path)
-            elements += dxml.disk_element(d.name, path, d.format, d.mode == "no", d.readonly)
-        return files[0], tuple(files[1:]), dxml.qemu_domain_of(elements, nvram, nvram_format)
 
     def teardown(self) -> None:
         if self.esx is not None:
@@ -413,10 +377,6 @@ class LibvirtDriver(Driver):
             return path
         return path[len(str(self.workdir)) + 1:] if path.startswith(f"{self.workdir}/") else path
 
-
-def _nvram_named(disks: tuple[Disk, ...]) -> tuple[Disk, ...]:
-    """The layout with its NVRAM named "nvram": whatever a scenario calls it, it is the variable store."""
-    return tuple(dataclasses.replace(d, name="nvram") if d.role == "nvram" else d for d in disks)
 
 
 def _bits(flags: tuple[str, ...], table: dict[str, int]) -> int:

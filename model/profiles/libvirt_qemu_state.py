@@ -1,0 +1,70 @@
+"""What libvirt's QEMU driver keeps of a machine beyond the snapshot tree (``Machine.profile_state``):
+the qcow2 tables of its image files, which file is which, and what a memory state carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..machine import Machine, ProfileState
+
+
+@dataclass
+class Qcow2Entry:
+    """An internal snapshot in the disk's qcow2 table, as QEMU sees it (libvirt may not list it).
+    QEMU 7.2 applies a snapshot by id first, then by name (qcow2's find_snapshot_by_id_or_name,
+    for `loadvm`/`-loadvm` and `qemu-img snapshot -a` alike), and ids are highest + 1 [§4.3, §4.4]: a
+    libvirt snapshot named "2" reverts to the disk and memory of qcow2 snapshot id 2 (seen)."""
+
+    id: int
+    name: str
+    view: dict[int, str]  # the blocks that read other than empty, as it was taken
+    image: str | None  # its memory image, if any
+    snapshot: str | None  # the id of the listed snapshot it belongs to, if any
+    file: str = "base"  # the image file that holds it
+    left_out: tuple[int, ...] = ()  # the disks it does not hold
+
+
+@dataclass
+class QemuDriverState(ProfileState):
+    """What libvirt's QEMU driver keeps beyond the snapshot tree (``Machine.profile_state``)."""
+
+    qcow2: list[Qcow2Entry] = field(default_factory=list)
+    # external (DISK_ONLY) snapshots: overlays, which their recorded state alone does not tell
+    external: set[str] = field(default_factory=set)
+    # libvirt 9.0.0, seen: HMP `savevm "NAME"` fails for a NAME with '"' ("extraneous
+    # characters"), libvirt does not recognise that reply as an error and lists the snapshot anyway
+    phantoms: set[str] = field(default_factory=set)
+    # which image file is which: the file the domain's disk is now, the file each internal
+    # snapshot is in, and each external snapshot's overlay (the file made when it was taken) and
+    # base (its point in time)
+    live: str = "base"
+    file_of: dict[str, str] = field(default_factory=dict)
+    overlay_of: dict[str, str] = field(default_factory=dict)
+    base_of: dict[str, str] = field(default_factory=dict)
+    # what the NVRAM held when an external snapshot saved the memory: the flash rides in the
+    # migration stream, and loading it writes it back to the file [§9.18]
+    flash: dict[str, dict[int, str]] = field(default_factory=dict)
+    # 9.0.0, seen: a paused domain's external memory snapshot leaves it paused "due to migration"
+    # until it runs or stops again [§9.22]
+    migration_paused: bool = False
+
+    def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None,
+             left_out: tuple[int, ...] = ()) -> None:
+        # ids count per image file: each qcow2 file has its own snapshot table
+        last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
+        self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live, left_out))
+
+    def merged(self, old: str, new: str) -> None:
+        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
+        self.live = new if self.live == old else self.live
+        for table in (self.file_of, self.overlay_of, self.base_of):
+            for key, value in table.items():
+                if value == old:
+                    table[key] = new
+        for entry in self.qcow2:
+            entry.file = new if entry.file == old else entry.file
+
+
+def qemu_state(machine: Machine) -> QemuDriverState:
+    """The driver's state of ``machine``, made (empty) on first use."""
+    return machine.state(QemuDriverState)
