@@ -79,6 +79,7 @@ class Capabilities:
     layouts: tuple[tuple[Disk, ...], ...] = ()  # VMs it can build besides one qcow2 disk
     disk_modes: frozenset[str] = frozenset()  # per-disk modes it can pass to a create
     memory_files: bool = False  # a create can put the memory image in a file of its own
+    nvram_writes_while_on: bool = True  # it writes the NVRAM of a running VM as its firmware would
 
     def performs(self, tag: str) -> bool:
         return tag in self.operations
@@ -149,6 +150,9 @@ class Driver(ABC):
     layouts: tuple[tuple[Disk, ...], ...] = ()
     disk_modes: frozenset[str] = frozenset()
     memory_files: bool = False
+    # False: a running VM's firmware owns its NVRAM (the flash lives in QEMU's memory), so checks
+    # write the NVRAM only while the VM is off
+    nvram_writes_while_on: bool = True
     takes_uri: ClassVar[bool] = False  # `--uri` is an option of this driver
 
     def __init__(self, profile: str | None = None, **options: Any):
@@ -212,4 +216,5 @@ def capabilities_of(driver: Driver | type[Driver]) -> Capabilities:
         frozenset({"revert", "delete"}) if declared else frozenset())
     return Capabilities(frozenset(driver.operations), {tag: frozenset(f) for tag, f in driver.flags.items()},
                         frozenset(by_id), driver.memory_choice, tuple(driver.values), frozenset(driver.observes),
-                        tuple(driver.layouts), frozenset(driver.disk_modes), driver.memory_files)
+                        tuple(driver.layouts), frozenset(driver.disk_modes), driver.memory_files,
+                        driver.nvram_writes_while_on)

@@ -199,11 +199,12 @@ class HistoryGenerator:
         disks = self.model.disks
         disk = None
         if len(disks) > 1:  # mostly the disk written last, so that writes still overlap on one disk
-            writable = [d.name for d in disks[1:] if not d.readonly]
+            writable = [d.name for d in disks[1:] if not d.readonly and (
+                d.role == "disk" or self.capabilities.nvram_writes_while_on or self.model.power == "shutoff")]
             if writable and (not self.wrote or not chance(data, 0.75, "same disk")):
                 self.write_disk = one_of(data, [None, *writable], "disk")
             self.wrote = True
-            disk = self.write_disk
+            disk = self.write_disk if self.write_disk in (None, *writable) else None
         return ops.Write(block, one_of(data, values, "value"), disk)
 
     def power(self, data: st.DataObject, wild: bool) -> ops.Operation:
@@ -266,7 +267,7 @@ class HistoryGenerator:
                           if not (self.profile.keeps_first_disk and disk == first and mode == "no"))
         memory_file = None
         if (self.capabilities.memory_files and self.profile.external_memory and self.model.power != "shutoff"
-                and chance(data, 0.3, "memory file")):
+                and chance(data, 0.12, "memory file")):
             self.memory_files += 1  # a fresh, short file name: it is the system's file, not the snapshot's name
             memory_file, memory = f"memory-{self.memory_files}", True
         return ops.CreateSnapshot(name=name, memory=memory, description=description,

@@ -30,8 +30,6 @@ class LibvirtQemu113(LibvirtQemu):
     summary = "libvirt 11.3's QEMU driver: QMP snapshot jobs, revert to external snapshots, 11.3's delete rules"
     failure_side_effects = frozenset({UNSAVED_METADATA, ID_LOAD})  # no phantoms: QMP reports the failure
 
-    pauses_for_migration = False
-
     def nvram_named(self, name: str) -> ModelError:
         return ModelError(UNSUPPORTED, "unsupported configuration: too many disk snapshot requests for domain")
 

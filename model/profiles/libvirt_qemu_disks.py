@@ -45,7 +45,7 @@ class QemuDriverDisks(Profile):
                 modes[index] = "external" if external else "internal"
         return tuple(modes)
 
-    pauses_for_migration = True  # [§9.22]
+    pauses_for_migration = True  # 9.0.0 and 11.3.0 alike [§9.22]
 
     @staticmethod
     def migration_paused(machine: Machine) -> bool:

@@ -116,6 +116,9 @@ class LibvirtDriver(Driver):
                                  if get_profile(self.profile).layout_problem(layout) is None)
             self.disk_modes = frozenset({"internal", "external", "no"})  # type: ignore[misc]
             self.memory_files = True  # type: ignore[misc]
+            # it writes the NVRAM behind the pflash device's back, which a memory state's flash
+            # then overwrites: the firmware alone writes a running VM's NVRAM
+            self.nvram_writes_while_on = False
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
                                          "shutdown", "snapshot", "revert", "delete"})
             self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live"}),
@@ -290,7 +293,7 @@ class LibvirtDriver(Driver):
             if self.qemu:
                 self._avoid_file_clash()
             call("revert", op.ref if op.ref is not None else op.id, _bits(op.flags, REVERT_BITS))
-            self._inactive = False
+            self._inactive = self.qemu and self._paused_from_a_memory_file()
         elif isinstance(op, ops.Delete):
             call("delete", op.ref if op.ref is not None else op.id, _bits(op.flags, DELETE_BITS))
         else:
@@ -307,6 +310,15 @@ class LibvirtDriver(Driver):
         disk.write_disk(self.session, self.workdir, self.values_on_disk, target, op.block, op.value,
                         self._inactive_write())
         return Result(True)
+
+    def _paused_from_a_memory_file(self) -> bool:
+        """The domain came back paused from an external memory file (11.3): as after the create,
+        QEMU holds its block nodes inactive until it runs (seen: a write through the device aborts it)."""
+        state, snaps, current, _ = self.session.call("listing")
+        if POWER.get(state) != "paused" or current is None:
+            return False
+        record = next((dxml.parse_snapshot_disks(xml) for xml in snaps if parse_snapshot(xml)["name"] == current), None)
+        return record is not None and record["memory_path"] is not None
 
     def _inactive_write(self) -> str | None:
         """How a write reaches a disk whose nodes QEMU let go of (``disk.write``): None while they are active."""
