@@ -118,6 +118,7 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             snap.delta = {address: "?" for address in recorded}
             machine.overlay.update(full)  # beside the writes to the disks it left out
             state.phantoms.add(snap.id)
+            state.file_of[snap.id] = state.live
         elif "external" in snap.modes:  # the domain's disks move to new overlays on top of the old files
             state.external.add(snap.id)
             nvram = tuple(i for i, d in enumerate(machine.disks) if d.role == "nvram")

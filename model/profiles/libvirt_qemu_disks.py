@@ -99,8 +99,13 @@ class QemuDriverDisks(Profile):
                                               "all disks to be selected for snapshot" if disk.mode == "no" else
                                  f"unsupported configuration: disk '{disk.name}' must use snapshot mode 'internal'")
         self.check_pflash(machine, running)
+        chain = [s for s in (machine.current, *(machine.current.ancestors() if machine.current else ()))
+                 if s is not None]
         for disk in internal:
-            if disk.format == "raw":  # [§9.14]
+            # a raw disk that runs on an external snapshot's qcow2 overlay takes internal snapshots (seen)
+            index = machine.disk_index[disk.name]
+            on_overlay = any(s.modes[index] == "external" for s in chain)
+            if disk.format == "raw" and not on_overlay:  # [§9.14]
                 raise ModelError(UNSUPPORTED, f"unsupported configuration: internal snapshot for disk {disk.name} "
                                               "unsupported for storage type raw")
 
