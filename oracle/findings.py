@@ -107,14 +107,14 @@ def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
 
 def _second_revert_to_external(m: Machine, op: ops.Operation) -> bool:
     """A revert to an external snapshot the domain has reverted to before, while an internal
-    snapshot lives in the snapshot's first overlay."""
+    snapshot lives in one of the snapshot's overlays (its own, or one a revert to it made)."""
     if not isinstance(op, ops.Revert):
         return False
     target, state = target_of(m, op), _qemu_state(m)
     if target is None or target.id not in state.external or not state.overlay_of[target.id].startswith("revert-"):
         return False
-    first = f"overlay-{target.id}-"
-    return any(state.file_of.get(s.id, "").startswith(first) for s in m.snapshots.values())
+    overlays = (f"overlay-{target.id}-", f"revert-{target.id}-")
+    return any(state.file_of.get(s.id, "").startswith(overlays) for s in m.snapshots.values())
 
 
 def _revert_to_external_leaving_a_disk_out(m: Machine, op: ops.Operation) -> bool:
@@ -143,7 +143,7 @@ GUARDS = {g.name: g for g in (
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
     Guard("second-revert-to-external", "reverts to an external snapshot reverted to before while an internal "
-          "snapshot lives in its first overlay", _second_revert_to_external),
+          "snapshot lives in one of its overlays", _second_revert_to_external),
     Guard("revert-to-external-leaving-a-disk-out", "reverts to an external snapshot that left a disk out",
           _revert_to_external_leaving_a_disk_out),
 )}

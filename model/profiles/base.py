@@ -190,7 +190,7 @@ class Profile:
         modes = self.modes_for(machine, op, flags)
         unnamed = op.name is None or (op.name == "" and self.empty_name_is_unnamed)
         name = self.auto_name(machine) if unnamed or op.name is None else op.name
-        self.check_name(machine, name, memory, flags)
+        self.check_name(machine, op, name, memory, flags)
         self.check_disks(machine, op, modes, memory, flags)
         replaced = None
         clash = self.find_clash(machine, name, modes)
@@ -242,7 +242,8 @@ class Profile:
         """libvirt names an unnamed snapshot after the epoch second [semantics.md §7.2]."""
         return str(machine.clock)
 
-    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                   flags: frozenset[str]) -> None:
         """Refuse a name or flag combination (raise); the default accepts every name."""
 
     def stored_name(self, name: str) -> str:

@@ -65,19 +65,22 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             return False  # check_name refuses a running domain's internal snapshot without memory
         return machine.power != "shutoff"
 
-    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                   flags: frozenset[str]) -> None:
         if "/" in name:  # qemuSnapshotCreateXML [§7.9]
             raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't contain '/'")
         if name.startswith("."):
             raise ModelError(INVALID_ARGUMENT, f"invalid snapshot name '{name}': name can't start with '.'")
         # the checks below come after the name's, in this order (libvirt 9.0.0, seen)
-        if "live" in flags:  # LIVE needs an external memory snapshot, which no operation asks for
+        if "live" in flags and op.memory_file is None:  # LIVE needs an external memory snapshot [§9.19]
             raise ModelError(UNSUPPORTED, "Operation not supported: live snapshot creation is supported only "
                                           "during full system snapshots")
         if not memory and "disk-only" not in flags and machine.power != "shutoff":
             raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshot of a running VM must "
                                           "include the memory state")
         if "quiesce" in flags and machine.power != "shutoff":
+            if machine.power == "running" and machine.named(name):  # the name is found taken before the
+                raise self.duplicate(name)  # running guest's agent is asked for (9.0.0 and 11.3.0, seen)
             raise self.quiesce_refusal(machine)
         self.before_taking(machine, name, memory, flags)
         if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:

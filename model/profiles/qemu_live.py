@@ -90,7 +90,8 @@ class LiveQemu(Profile):
             raise ModelError(INVALID_ARGUMENT, "Parameter 'name' is missing")
         return op.memory is not False
 
-    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                   flags: frozenset[str]) -> None:
         if not memory and name == "":
             raise ModelError(INVALID_ARGUMENT, "Name is empty")  # [§5.7]
 

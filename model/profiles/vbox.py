@@ -98,7 +98,8 @@ class VBox(Profile):
                                           "paused or saved machine")
         return online_or_saved
 
-    def check_name(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
+    def check_name(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                   flags: frozenset[str]) -> None:
         if UUID.match(name):
             raise ModelError(INVALID_ARGUMENT, "A machine cannot have a UUID as its name")  # Snapshot::setName
 
