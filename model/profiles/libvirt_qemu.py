@@ -79,8 +79,8 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             raise ModelError(UNSUPPORTED, "Operation not supported: internal snapshot of a running VM must "
                                           "include the memory state")
         if "quiesce" in flags and machine.power != "shutoff":
-            if machine.power == "running" and machine.named(name):  # the name is found taken before the
-                raise self.duplicate(name)  # running guest's agent is asked for (9.0.0 and 11.3.0, seen)
+            if machine.named(name):  # the name is found taken before the guest agent is asked for
+                raise self.duplicate(name)  # (9.0.0 and 11.3.0, seen)
             raise self.quiesce_refusal(machine)
         self.before_taking(machine, name, memory, flags)
         if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
