@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from snaptree.model import ops
+from snaptree.model import Machine, ops
 from snaptree.model.disks import DEFAULT_LAYOUT, Disk, layout_spec
 from snaptree.model.profiles import get_profile
 
@@ -110,6 +110,14 @@ class Capabilities:
         if isinstance(op, ops.CreateSnapshot) and op.memory_file is not None and not self.memory_files:
             return "it cannot put a memory image in a file of its own"
         return None
+
+    def cannot_now(self, machine: Machine, op: ops.Operation) -> bool:
+        """An operation the driver cannot perform as the system would in the model's present
+        state: a write to a running VM's NVRAM, where only the firmware writes it."""
+        if self.nvram_writes_while_on or not isinstance(op, ops.Write) or op.disk is None or machine.power == "shutoff":
+            return False
+        index = machine.disk_index.get(op.disk)
+        return index is not None and machine.disks[index].role == "nvram"
 
     def builds(self, disks: tuple[Disk, ...]) -> bool:
         """Whether the driver can build a VM of this layout."""

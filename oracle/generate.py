@@ -199,8 +199,8 @@ class HistoryGenerator:
         disks = self.model.disks
         disk = None
         if len(disks) > 1:  # mostly the disk written last, so that writes still overlap on one disk
-            writable = [d.name for d in disks[1:] if not d.readonly and (
-                d.role == "disk" or self.capabilities.nvram_writes_while_on or self.model.power == "shutoff")]
+            writable = [d.name for d in disks[1:]
+                        if not d.readonly and not self.capabilities.cannot_now(self.model, ops.Write(0, "", d.name))]
             if writable and (not self.wrote or not chance(data, 0.75, "same disk")):
                 self.write_disk = one_of(data, [None, *writable], "disk")
             self.wrote = True

@@ -83,12 +83,14 @@ class Shrinker:
         created: dict[int, tuple[str, str]] = {}  # the create's key -> the name and id it made this time
         try:  # around the lockstep too: a driver's setup or teardown may fail (a DriverError)
             with self.new_lockstep() as lockstep:
+                capabilities = lockstep.driver.capabilities()
                 for key, op in steps:
                     link = self.links.get(key)
                     if link in created and isinstance(op, (ops.Revert, ops.Delete)):
                         name, sid = created[link]
                         op = dataclasses.replace(op, id=sid) if op.id is not None else dataclasses.replace(op, ref=name)
-                    if any(guard.excludes(lockstep.model, op) for guard in self.guards):
+                    if any(guard.excludes(lockstep.model, op) for guard in self.guards) or \
+                            capabilities.cannot_now(lockstep.model, op):  # what a check never draws there
                         return None
                     step = lockstep.step(op)
                     if step.model.created_name is not None and step.model.created_id is not None:

@@ -200,6 +200,7 @@ class Profile:
                 raise self.duplicate_refusal(name, memory)
             if policy == "overwrite":
                 replaced = clash
+        self.before_take(machine, op, name, memory, flags)
         # every check has passed: from here on the state changes
         if replaced is not None:
             machine.remove(replaced)
@@ -220,6 +221,11 @@ class Profile:
                 raise ModelError(INVALID_ARGUMENT, f"{self.name} cannot snapshot a disk as '{mode}'"
                                  if self.create_disk_modes else f"{self.name} takes no per-disk snapshot modes")
         return tuple(asked.get(disk.name) or self.default_mode(disk, flags) for disk in machine.disks)
+
+    def before_take(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                    flags: frozenset[str]) -> None:
+        """The last checks, once the system's own have passed (the hypervisor underneath); the
+        default makes none."""
 
     def find_clash(self, machine: Machine, name: str, modes: tuple[str, ...]) -> Snapshot | None:
         """The existing snapshot a new one of this name (and these disk modes) clashes with."""

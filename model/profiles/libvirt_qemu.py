@@ -82,7 +82,13 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             if machine.named(name):  # the name is found taken before the guest agent is asked for
                 raise self.duplicate(name)  # (9.0.0 and 11.3.0, seen)
             raise self.quiesce_refusal(machine)
-        self.before_taking(machine, name, memory, flags)
+
+    def before_take(self, machine: Machine, op: ops.CreateSnapshot, name: str, memory: bool,
+                    flags: frozenset[str]) -> None:
+        """QEMU's checks once libvirt's (the disks', a taken name) have passed; then the metadata
+        file, written last."""
+        if op.memory_file is None:  # an external memory snapshot goes through a migration, not a savevm
+            self.before_taking(machine, name, memory, flags)
         if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
             # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
             # it is not listed and there is no current snapshot afterwards (libvirt 9.0.0, seen).

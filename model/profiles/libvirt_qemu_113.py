@@ -54,6 +54,9 @@ class LibvirtQemu113(LibvirtQemu):
     def before_taking(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
         if memory and "disk-only" not in flags and machine.power != "shutoff":  # QMP snapshot-save
             self.check_job_id(name, "snapshot-save", "save")
+            if self.migration_paused(machine):  # its nodes are inactive (11.3.0, seen) [§9.22]
+                raise ModelError(UNSUPPORTED, "operation failed: snapshot-save job failed: Device "
+                                              "'libvirt-1-format' is writable but does not support snapshots")
             state = machine.profile_state  # looked at, not made: a refusal leaves the machine as it was
             if isinstance(state, QemuDriverState) and any(e.name == name and e.file == state.live for e in state.qcow2):
                 # snapshot-save refuses a tag the image already has (left by a failed create, or

@@ -44,6 +44,8 @@ def error_kind(code: int, message: str) -> str:
         return "unsupported" if message.startswith("unsupported flags") else "invalid-argument"
     if code in (55, 77):  # VIR_ERR_OPERATION_INVALID, VIR_ERR_SNAPSHOT_REVERT_RISKY
         return "invalid-state"
+    if "does not support snapshots" in message:  # QEMU's, through a snapshot-save job [semantics.md §9.22]
+        return "unsupported"
     if re.search(r"paused due to previous migration|Block node is read-only", message):
         return "invalid-state"  # a domain paused by an external memory snapshot (9.0.0) [semantics.md §9.22]
     if code == 1 and re.search(r"not running|not paused|already running", message):  # test driver
