@@ -156,7 +156,7 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         super().revert(machine, op)
         target = machine.current
         state = qemu_state(machine)
-        state.migration_paused = False
+        state.migration_paused, state.pending_flash = False, None
         if target is not None and target.id in state.file_of:  # the domain's disk is the snapshot's file again
             state.live = state.file_of[target.id]
         source = self.qcow2_source(machine, target) if target is not None else None

@@ -85,13 +85,19 @@ class LibvirtQemu113(LibvirtQemu):
         # from whatever power state and whatever state the snapshot recorded
         Libvirt.revert(self, machine, op)
         state.live = state.overlay_of[target.id] = f"revert-{target.id}-{machine.clock}"
+        state.migration_paused, state.pending_flash = False, None
         for index, content in self.restored_by_revert(machine, target).items():
             machine.put_back(content, (index,))
+        if target.memory is not None and machine.power == "paused":
+            # back from the memory file and paused: its nodes stay inactive, and the flash it
+            # carries is written to the NVRAM when the domain runs (pflash's run-state hook) [§9.18, §9.22]
+            state.migration_paused = True
+            state.pending_flash = state.flash.get(target.id)
 
     def restored_by_revert(self, machine: Machine, target: Snapshot) -> dict[int, dict[int, str]]:
         # loading the memory file writes the flash it carries back to the NVRAM [§9.18]
         flash = qemu_state(machine).flash.get(target.id)
-        if flash is None or machine.current is not target or machine.power == "shutoff":
+        if flash is None or machine.current is not target or machine.power != "running":
             return {}
         return {i: flash for i, d in enumerate(machine.disks) if d.role == "nvram"}
 

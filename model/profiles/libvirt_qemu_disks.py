@@ -9,7 +9,7 @@ from ..disks import Disk
 from ..errors import ModelError
 from ..machine import Machine
 from .base import INVALID_STATE, UNSUPPORTED, Profile
-from .libvirt_qemu_state import QemuDriverState, qemu_state
+from .libvirt_qemu_state import QemuDriverState
 
 MIXING = "unsupported configuration: mixing internal and external targets for a snapshot is not yet supported"
 
@@ -54,8 +54,12 @@ class QemuDriverDisks(Profile):
 
     def power(self, machine: Machine, operation: str) -> None:
         super().power(machine, operation)
-        if operation != "pause" and self.migration_paused(machine):
-            qemu_state(machine).migration_paused = False
+        state = machine.profile_state
+        if operation != "pause" and isinstance(state, QemuDriverState):
+            state.migration_paused = False
+            if state.pending_flash is not None and machine.power == "running":  # written back as it runs
+                machine.put_back(state.pending_flash, tuple(i for i, d in enumerate(machine.disks) if d.role == "nvram"))
+            state.pending_flash = None
 
     def nvram_named(self, name: str) -> ModelError:
         return ModelError(UNSUPPORTED, f"unsupported configuration: no disk named '{name}'")

@@ -47,6 +47,8 @@ class QemuDriverState(ProfileState):
     # 9.0.0, seen: a paused domain's external memory snapshot leaves it paused "due to migration"
     # until it runs or stops again [§9.22]
     migration_paused: bool = False
+    # 11.3.0: the flash a revert loaded from a memory file, until the domain runs and QEMU writes it
+    pending_flash: dict[int, str] | None = None
 
     def take(self, name: str, view: dict[int, str], image: str | None, snapshot: str | None,
              left_out: tuple[int, ...] = ()) -> None:
