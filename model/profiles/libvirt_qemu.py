@@ -89,7 +89,7 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         file, written last."""
         if op.memory_file is None:  # an external memory snapshot goes through a migration, not a savevm
             self.before_taking(machine, name, memory, flags)
-        if len(name.encode()) + len(".xml.new") > 255 and "disk-only" not in flags:
+        if len(name.encode()) + len(".xml.new") > 255:
             # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
             # it is not listed and there is no current snapshot afterwards (libvirt 9.0.0, seen).
             # The running state keeps reading the same: it no longer rests on a snapshot.

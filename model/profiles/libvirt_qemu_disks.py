@@ -92,6 +92,8 @@ class QemuDriverDisks(Profile):
                                               f"snapshots; disk {internal[0].name} requested internal")
             if internal and external:  # 9.0.0 and 11.3.0 alike (seen) [§9.16]
                 raise ModelError(UNSUPPORTED, MIXING)
+            if not internal and not external:  # every disk left out (11.3.0, seen) [§9.15]
+                raise ModelError(UNSUPPORTED, "unsupported configuration: nothing selected for snapshot")
             return
         if external:  # an internal or full system snapshot names an external disk [§9.16]
             raise self.mixed_refusal(external[0]) if not running else \

@@ -277,9 +277,10 @@ class LibvirtDriver(Driver):
             if not op.name:  # libvirt names it after the epoch second (an empty name too)
                 self._avoid_second_clash()
             xml = create_xml(op.name, op.description, op.memory)
-            if op.disks or op.memory_file is not None:
+            if self.qemu and (op.disks or op.memory_file is not None or "disk-only" in op.flags):
                 disks = op.disks
-                if op.memory_file is not None:  # every disk that goes external by default gets a file of ours
+                if op.memory_file is not None or "disk-only" in op.flags:  # a default external disk gets a file of
+                    # ours too: libvirt's DISK.NAME would pass 255 bytes for a long name
                     named = dict(op.disks)
                     disks += tuple((d.name, "external") for d in self.disks if d.name not in named
                                    and d.role == "disk" and not d.readonly and d.mode != "no")

@@ -46,7 +46,8 @@ def error_kind(code: int, message: str) -> str:
         return "invalid-state"
     if "does not support snapshots" in message:  # QEMU's, through a snapshot-save job [semantics.md §9.22]
         return "unsupported"
-    if re.search(r"paused due to previous migration|Block node is read-only", message):
+    if re.search(r"paused due to previous migration|Block node is read-only|can't be a backing child of active",
+                 message):
         return "invalid-state"  # a domain paused by an external memory snapshot (9.0.0) [semantics.md §9.22]
     if code == 1 and re.search(r"not running|not paused|already running", message):  # test driver
         return "invalid-state"
