@@ -21,6 +21,7 @@ from snaptree.oracle.drivers.qemu_live_disks import LAYOUTS
 from snaptree.oracle.lockstep import Lockstep
 
 from ..checks import check
+from .test_qemu_live import real_qemu  # noqa: F401 - a real QEMU, or the test fails
 
 DRIVERS = (QemuHmpDriver, QemuQmpDriver)
 TWO = (Disk("vda"), Disk("vdb"))
@@ -29,11 +30,8 @@ NVRAM = (Disk("vda"), Disk("pflash1", role="nvram"))
 
 
 @pytest.fixture(autouse=True)
-def real_qemu() -> None:
-    problem = QemuHmpDriver.availability()
-    if problem:
-        pytest.fail(f"{problem} (CI: `bash .ci/setup --real`; or `apt-get install qemu-system-x86 qemu-utils` "
-                    "and `.venv/bin/pip install qemu.qmp`)")
+def real_qemu_and_ovmf(request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue("real_qemu")
     if not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
         pytest.fail("Debian's OVMF is missing: `apt-get install ovmf`")
 
