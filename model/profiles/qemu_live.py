@@ -50,6 +50,7 @@ class LiveQemu(Profile):
     # QEMU numbers snapshots per node; the model has one id space, the first disk's, which
     # holds the VM state: checks never leave the first disk out of a snapshot [§9.23]
     keeps_first_disk = True
+    loads_every_node = False  # HMP loadvm: every writable node; QMP snapshot-load: the snapshot's devices
 
     def default_mode(self, disk: Disk, flags: frozenset[str]) -> str:
         # bdrv_all_can_snapshot and savevm skip a read-only node [§9.4]
@@ -108,6 +109,9 @@ class LiveQemu(Profile):
         self.check_flags(op.flags, self.revert_flags, "revert")
         self.require_name(op)
         target = machine.get_id(op.id) if op.id is not None else self.find_named(machine, op.ref or "")
+        if target is not None and self.loads_every_node and any(
+                mode == "no" and not disk.readonly for disk, mode in zip(machine.disks, target.modes, strict=True)):
+            target = None  # loadvm needs the tag on every writable node (QEMU 7.2.22, 10.0.2, seen) [§9.6]
         if target is None or target.memory is None:
             if target is None:
                 name = op.ref if op.id is None else op.id
@@ -170,6 +174,7 @@ class QemuHmp(LiveQemu):
     versions = {"QEMU": ("7.2", None)}
     summary = "savevm overwrites the first same-named snapshot; flat table; ids reused"
     duplicates = "overwrite"  # save_snapshot(..., overwrite=true) [§5.1]
+    loads_every_node = True
 
     def writable_raw_disk(self, machine: Machine) -> str | None:
         """HMP's loadvm and delvm check every writable node first (bdrv_all_can_snapshot) [§9.4]."""
