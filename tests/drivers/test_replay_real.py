@@ -47,6 +47,10 @@ def test_shipped_scenario_replays_on_its_real_driver(path: Path, name: str) -> N
     scenario = load_scenario(str(path))
     options = {"uri": "test:///default"} if name == "libvirt-test" else {}
     driver = load(CHECKS[name][1])(scenario.profile, **options)
+    problem = driver.capabilities().cannot_have(scenario.profile, scenario.disks)
+    if problem:  # e.g. ESX's independent disks: the qcow2-chain driver builds one disk
+        driver.close()
+        pytest.skip(f"{path.name} on {name}: {problem}")
     try:
         lockstep, divergence = replay(driver, scenario)
     finally:
