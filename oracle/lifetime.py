@@ -290,6 +290,12 @@ def reraise_unwinding(error: BaseException) -> None:
         seen = seen.__context__
 
 
+def terminating() -> bool:
+    """Whether a signal is unwinding the run: cleanup then skips what may block (a call to a
+    server whose client a signal interrupted may wait on a lock the interrupted call held)."""
+    return _unwinding is not None
+
+
 def raise_if_terminating() -> None:
     """Raise the signal's ``Terminated`` again where something swallowed it."""
     if _unwinding is not None:

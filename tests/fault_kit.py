@@ -56,7 +56,7 @@ class Check:
     def __init__(self, name: str, tmpdir: Path, out: Path, examples: int = 10_000, seed: int = 5,
                  extra: tuple[str, ...] = ()):
         self.name, self.tmpdir = name, tmpdir
-        env = dict(os.environ, TMPDIR=str(tmpdir))
+        env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONFAULTHANDLER="1")  # SIGABRT dumps every thread
         argv = [str(SNAPTREE), "check", *CHECKS[name], "--examples", str(examples), "--seed", str(seed),
                 "--database", "none", "--format", "json", "--out", str(out), *extra]
         self.started = time.monotonic()
@@ -108,8 +108,12 @@ class Check:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
+            self.proc.send_signal(signal.SIGABRT)  # the stacks of where it hangs, on stderr
+            try:
+                out, err = self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, err = self.proc.communicate()
             pytest.fail(f"snaptree check did not end within {timeout:.0f} s: {err.decode(errors='replace')}")
         return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 

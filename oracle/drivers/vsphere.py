@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from snaptree.model import ops
 
+from .. import lifetime
 from ..driver import Driver, DriverUnavailable, Result
 from ..errors import hide_secrets
 from . import vcsim
@@ -294,8 +295,10 @@ class VsphereDriver(Driver):
         if self.vm is None or self.session is None:
             return
         vm, self.vm = self.vm, None
-        if self.url or self.broken:
-            return  # a real VM stays; a simulator in doubt is replaced, VMs and all
+        if self.url or self.broken or lifetime.terminating():
+            # a real VM stays; a simulator in doubt is replaced, VMs and all; after a signal the
+            # simulator is stopped with its VMs, and a call now may hang on the interrupted one's lock
+            return
         if self.crashed is not None and not (self.simulator and self.simulator.alive()):
             self.broken = True
             return
@@ -303,7 +306,7 @@ class VsphereDriver(Driver):
             self.broken = True
 
     def close(self) -> None:
-        if self.session is not None:
+        if self.session is not None and not (lifetime.terminating() and self.simulator is not None):
             self.session.close()
             self.session = None
         if self.simulator is not None:
