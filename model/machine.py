@@ -241,6 +241,31 @@ class Machine:
         self.current = node
         return node
 
+    def define(self, name: str, snapshot_id: str, parent: Snapshot | None, content: dict[int, str], memory: str | None,
+               state: str, modes: tuple[str, ...]) -> Snapshot:
+        """A snapshot of metadata (libvirt's redefine) under ``parent``, reading ``content``."""
+        self.serial += 1
+        delta = _difference(content, {} if parent is None else self.view_unfiltered(parent))
+        node = Snapshot(name=name, id=snapshot_id, parent=parent, delta=delta, memory=memory, state=state,
+                        order=self.serial, created=self.clock, modes=modes)
+        (parent.children if parent is not None else self.roots).append(node)
+        self.snapshots[snapshot_id] = node
+        self.by_name.setdefault(name, []).append(node)
+        return node
+
+    def move(self, node: Snapshot, parent: Snapshot | None) -> None:
+        """Make ``parent`` (not in ``node``'s subtree) ``node``'s parent, last of its children:
+        ``node`` and everything resting on it read as before."""
+        node.delta = _difference(self.view_unfiltered(node), {} if parent is None else self.view_unfiltered(parent))
+        (node.parent.children if node.parent is not None else self.roots).remove(node)
+        (parent.children if parent is not None else self.roots).append(node)
+        node.parent = parent
+
+    def rebase(self, node: Snapshot | None) -> None:
+        """Make ``node`` current without changing what the running state reads."""
+        self.overlay = _difference(self.view(None), {} if node is None else self.view_unfiltered(node))
+        self.current = node
+
     def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
         """Throw away the running state's unsaved writes and base it on ``node``.  The disks
         ``node`` left out (or those in ``keep``) keep what they read: a revert does not touch them."""
@@ -354,6 +379,11 @@ class Machine:
             tuple(sorted(self.overlay.items())), self.power, self.ram, self.ram_ran, self.clock,
             self.serial, self.images, self.id_counter, self.profile_state_key(), self.disks,
         )
+
+
+def _difference(content: dict[int, str], base: dict[int, str]) -> dict[int, str]:
+    """The overlay that makes ``base`` read ``content`` (both: every non-empty address)."""
+    return {a: v for a, v in content.items() if base.get(a, EMPTY) != v} | {a: EMPTY for a in base if a not in content}
 
 
 def _copy_missing(older: dict[int, str], newer: dict[int, str]) -> None:

@@ -76,13 +76,29 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Redefine:
+    """Re-create a snapshot's metadata from its XML (libvirt's CREATE_REDEFINE): the disks and
+    the VM are not touched.  Of an existing snapshot, a field left None is as libvirt dumps it;
+    of a new one, None is: no parent, state "running", memory as the state has it, every disk
+    internal.  ``parent=""`` asks for no parent (a root)."""
+
+    name: str
+    parent: str | None = None
+    state: str | None = None  # <state>: running, paused, shutoff or disk-snapshot
+    memory: bool | None = None  # <memory snapshot='internal'> or 'no'
+    disks: tuple[tuple[str, str], ...] = ()  # <disks><disk name= snapshot=>
+    flags: tuple[str, ...] = ()  # create flags beside REDEFINE: "current" makes it current
+    tag = "redefine"
+
+
+@dataclass(frozen=True)
 class DeleteAll:
     """Remove every snapshot, keeping the current state (ESX RemoveAllSnapshots)."""
 
     tag = "delete-all"
 
 
-Operation = Write | Start | Pause | Resume | Shutdown | Suspend | CreateSnapshot | Revert | Delete | DeleteAll
+Operation = Write | Start | Pause | Resume | Shutdown | Suspend | CreateSnapshot | Revert | Delete | DeleteAll | Redefine
 POWER_OPS = (Start, Pause, Resume, Shutdown, Suspend)
 
 
@@ -99,6 +115,15 @@ def describe(op: Operation) -> str:
             words.append(f"memory={shown(op.memory_file)}")
         elif op.memory is not None:
             words.append("memory" if op.memory else "disk-only")
+        words += [f"{disk}:{mode}" for disk, mode in op.disks]
+    elif isinstance(op, Redefine):
+        words = ["redefine", shown(op.name)]
+        if op.parent is not None:
+            words.append(f"parent={shown(op.parent)}" if op.parent else "root")
+        if op.state is not None:
+            words.append(op.state)
+        if op.memory is not None:
+            words.append("memory" if op.memory else "no-memory")
         words += [f"{disk}:{mode}" for disk, mode in op.disks]
     elif isinstance(op, (Revert, Delete)):
         # an id is what the profile looks up when both are given

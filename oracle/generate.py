@@ -176,6 +176,7 @@ class HistoryGenerator:
              if self.can("delete") else 0.0),
             ("power", self.mix.power + (0.5 if wild and self.power_tags else 0.0)),
             ("delete-all", 0.3 if n >= 3 and self.can("delete-all") else 0.0),
+            ("redefine", (1.5 if n else 0.5) if self.can("redefine") else 0.0),
         ]
         kind = pick(data, kinds, "step")
         if kind == "write":
@@ -188,6 +189,8 @@ class HistoryGenerator:
             return self.delete(data, wild)
         if kind == "power":
             return self.power(data, wild)
+        if kind == "redefine":
+            return self.redefine(data, wild)
         return ops.DeleteAll()
 
     def write(self, data: st.DataObject) -> ops.Write:
@@ -272,6 +275,36 @@ class HistoryGenerator:
             memory_file, memory = f"memory-{self.memory_files}", True
         return ops.CreateSnapshot(name=name, memory=memory, description=description,
                                   flags=self.flags(data, "snapshot", wild), disks=modes, memory_file=memory_file)
+
+    def redefine(self, data: st.DataObject, wild: bool) -> ops.Redefine:
+        """libvirt's metadata operations: ``snapshot-current NAME`` (its own XML back, CURRENT), a
+        move to another parent, a new snapshot made of metadata (a name a METADATA_ONLY delete
+        left in the disks first); wild: a missing parent, a cycle, another kind of state."""
+        m = self.model
+        snaps = list(m.snapshots.values())
+        current = ("current",) if "current" in self.capabilities.flags_for("redefine") and \
+            chance(data, 0.5, "redefine current") else ()
+        gone = sorted(self.given - set(m.by_name))  # names deleted, perhaps by metadata only
+        kind = pick(data, [("as dumped", 3.0 if snaps else 0.0), ("move", 2.0 if len(snaps) > 1 else 0.0),
+                           ("new", 2.0), ("wild", 2.0 if wild else 0.0)], "redefine kind")
+        parent = one_of(data, ["", *(s.name for s in snaps)], "redefine parent") if snaps else None
+        if kind == "as dumped":
+            return ops.Redefine(one_of(data, snaps, "redefined").name, flags=current)
+        if kind == "move":
+            return ops.Redefine(one_of(data, snaps, "moved").name, parent=parent, flags=current)
+        if kind == "new":
+            name = one_of(data, gone, "name back") if gone and chance(data, 0.6, "a deleted name") else \
+                one_of(data, [n for n in FRESH_NAMES if n not in m.by_name] or FRESH_NAMES, "new name")
+            self.given.add(name)
+            state = one_of(data, ("running", "shutoff", "paused", "disk-snapshot"), "redefined state")
+            return ops.Redefine(name, parent=parent, state=state, flags=current)
+        target = one_of(data, [*(s.name for s in snaps), "Z"], "wild redefine")
+        return pick(data, [(ops.Redefine(target, parent="Y"), 1.0),
+                           (ops.Redefine(target, state="shutoff" if m.get_id(target) is None or
+                                         m.snapshots[target].state in ("running", "paused") else "running"), 1.0),
+                           (ops.Redefine(target, parent=target), 0.5),
+                           (ops.Redefine(target, disks=(("vdz", "internal"),)), 0.5),
+                           (ops.Redefine(target, flags=self.flags(data, "redefine", True)), 1.0)], "wild kind")
 
     def revert(self, data: st.DataObject, wild: bool) -> ops.Revert:
         if wild or not self.model.snapshots:

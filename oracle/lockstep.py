@@ -139,7 +139,16 @@ class Lockstep:
                     found = None
                 ref = self.match.driver_name(ref, None if found is None else found.id)
             return dataclasses.replace(op, ref=ref, id=None if op.id is None else self.match.driver_id(op.id))
+        if isinstance(op, ops.Redefine):  # the snapshot and its parent, as the system named them
+            return dataclasses.replace(op, name=self.named_by_driver(op.name),
+                                       parent=op.parent and self.named_by_driver(op.parent))
         return op
+
+    def named_by_driver(self, name: str) -> str:
+        if name not in self.match.names:
+            return name
+        found = self.model.profile.find_named(self.model, name)
+        return self.match.driver_name(name, None if found is None else found.id)
 
     def step(self, op: ops.Operation) -> LockstepStep:
         try:

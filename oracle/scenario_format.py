@@ -15,7 +15,7 @@ from typing import Any
 from lxml import etree
 
 from snaptree.model import ops
-from snaptree.model.disks import DEFAULT_LAYOUT, Disk, layout_problem
+from snaptree.model.disks import DEFAULT_LAYOUT, SNAPSHOT_MODES, Disk, layout_problem
 from snaptree.model.profiles import PROFILES, get_profile
 from snaptree.model.run import snapshot_attribute
 from snaptree.model.scenario import DEFAULT_BLOCKS, MAX_BYTES, MAX_STEPS, Expect, Scenario, ScenarioError, ScenarioStep
@@ -152,6 +152,10 @@ def _step_problem(op: ops.Operation, scenario: Scenario, profile: Any) -> str | 
             return f"the VM has no disk '{op.disk}' (it has: {', '.join(names)})"
         if op.block >= scenario.blocks:
             return _outside(op.block, scenario.blocks)
+    if isinstance(op, ops.Redefine):
+        bad = next((mode for _, mode in op.disks if mode not in SNAPSHOT_MODES), None)
+        if bad is not None:
+            return f"a snapshot's XML has no disk mode '{bad}' (it has: {', '.join(SNAPSHOT_MODES)})"
     if isinstance(op, ops.CreateSnapshot):
         for disk, mode in op.disks:
             if disk not in names:
@@ -189,6 +193,10 @@ def _operation(e: etree._Element) -> ops.Operation:
                                   None if memory is None else _yes(e, "memory"),
                                   description=e.get("description", ""), flags=flags,
                                   disks=_disk_modes(e), memory_file=memory_file)
+    if tag == "redefine":
+        return ops.Redefine(name=e.get("name", ""), parent=e.get("parent"), state=e.get("state"),
+                            memory=None if e.get("memory") is None else _yes(e, "memory"), disks=_disk_modes(e),
+                            flags=flags)
     if tag in ("revert", "delete"):
         cls = ops.Revert if tag == "revert" else ops.Delete
         return cls(ref=e.get("name"), id=e.get("id"), flags=flags)
@@ -295,6 +303,16 @@ def op_element(op: ops.Operation, profiles: tuple[str, ...] = ()) -> etree._Elem
             e.set("memory", "yes" if op.memory else "no")
         if op.description:
             e.set("description", op.description)
+        if op.disks:
+            e.set("disks", " ".join(f"{disk}:{mode}" for disk, mode in op.disks))
+    elif isinstance(op, ops.Redefine):
+        e.set("name", op.name)
+        if op.parent is not None:
+            e.set("parent", op.parent)
+        if op.state is not None:
+            e.set("state", op.state)
+        if op.memory is not None:
+            e.set("memory", "yes" if op.memory else "no")
         if op.disks:
             e.set("disks", " ".join(f"{disk}:{mode}" for disk, mode in op.disks))
     elif isinstance(op, (ops.Revert, ops.Delete)):

@@ -55,6 +55,14 @@ SITUATIONS: tuple[Situation, ...] = (
               lambda p, o: "pause" in o and "running" in p.transitions.get("pause", {})),
     Situation("failed-non-empty", "a failed operation on a non-empty tree", lambda p, o: "snapshot" in o),
 )
+# libvirt's metadata operations (CREATE_REDEFINE), where the driver performs them
+REDEFINE_SITUATIONS: tuple[Situation, ...] = tuple(
+    Situation(f"redefine-{kind}", label, lambda p, o: "redefine" in o and p.supports("redefine")) for kind, label in (
+        ("current", "a snapshot's own XML back with CURRENT (virsh snapshot-current NAME)"),
+        ("move", "a redefine that gives a snapshot another parent"),
+        ("new", "a redefine of a snapshot the tree lacks"),
+        ("refused", "a redefine refused (a missing parent, a cycle, another kind of state)"),
+    ))
 
 
 # Reached only by a driver that builds VMs of several disks (``Driver.layouts``).
@@ -82,7 +90,7 @@ def applicable(profile: Profile, operations: frozenset[str], layouts: bool = Fal
                memory_files: bool = False) -> list[Situation]:
     """The general situations and the profile's own rules (each flag it accepts) that a driver
     with these operations (and several disks, and memory files) can reach under this profile."""
-    found = [s for s in SITUATIONS if s.applies(profile, operations)]
+    found = [s for s in SITUATIONS + REDEFINE_SITUATIONS if s.applies(profile, operations)]
     if layouts:
         found += [s for s in DISK_SITUATIONS if s.applies(profile, operations)]
     if memory_files:
@@ -90,7 +98,7 @@ def applicable(profile: Profile, operations: frozenset[str], layouts: bool = Fal
     for tag in ("snapshot", "revert", "delete"):
         if tag in operations:
             found.extend(Situation(f"{tag}[{flag}]", f"{tag} with flag {flag}", lambda p, o: True)
-                         for flag in sorted(profile.accepted_flags(tag)))
+                         for flag in sorted(profile.accepted_flags(tag) - {"redefine"}))  # an operation of its own
     if "revert" in operations and profile.revert_to_current:
         found.append(Situation("revert-current", "revert to the current snapshot (no name)", lambda p, o: True))
     if "delete-all" in operations and profile.supports("delete-all"):
@@ -126,6 +134,7 @@ class Before:
     paused_create: bool = False
     non_empty: bool = False
     raw_disk: bool = False  # the VM has a writable raw disk
+    redefine: str | None = None  # what a redefine would do: "current", "move" or "new"
 
 
 def before(m: Machine, op: ops.Operation) -> Before:
@@ -161,6 +170,11 @@ def before(m: Machine, op: ops.Operation) -> Before:
         facts.raw_disk = any(d.format == "raw" and not d.readonly for d in m.disks)
     elif isinstance(op, ops.DeleteAll):
         keys.add("delete-all")
+    elif isinstance(op, ops.Redefine):
+        existing = m.profile.find_named(m, op.name)
+        moved = existing is not None and op.parent is not None and \
+            op.parent != (existing.parent.name if existing.parent is not None else "")
+        facts.redefine = "new" if existing is None else "move" if moved else "current" if "current" in op.flags else ""
     if isinstance(op, (ops.CreateSnapshot, ops.Revert, ops.Delete)):
         keys.update(f"{op.tag}[{flag}]" for flag in op.flags)
     return facts
@@ -169,7 +183,10 @@ def before(m: Machine, op: ops.Operation) -> Before:
 def reached(facts: Before, outcome: Outcome, m: Machine) -> set[str]:
     """The situations a step reached, given what was true before it and how it ended."""
     keys = set(facts.keys)
-    if outcome.ok and outcome.created_id is not None:
+    if facts.redefine is not None:
+        keys.add("redefine-refused" if not outcome.ok else f"redefine-{facts.redefine}" if facts.redefine else "")
+        keys.discard("")
+    elif outcome.ok and outcome.created_id is not None:
         keys.add("snapshot")
         created = m.get_id(outcome.created_id)
         if created is not None:

@@ -74,6 +74,8 @@ class Profile:
             return type(self).delete_all is not Profile.delete_all
         if tag == "write":
             return self.disk
+        if tag == "redefine":
+            return type(self).redefine is not Profile.redefine
         return True
 
     def own_layout(self, disks: tuple[Disk, ...]) -> tuple[Disk, ...]:
@@ -100,7 +102,8 @@ class Profile:
     def accepted_flags(self, tag: str) -> frozenset[str]:
         """The flags of an operation ("snapshot", "revert", "delete") that the system does not
         refuse outright (libvirt knows flags that a driver then rejects)."""
-        return {"snapshot": self.create_flags, "revert": self.revert_flags, "delete": self.delete_flags}[tag]
+        return {"snapshot": self.create_flags, "redefine": self.create_flags, "revert": self.revert_flags,
+                "delete": self.delete_flags}[tag]
 
     def perform(self, machine: Machine, op: ops.Operation) -> Snapshot | None:
         if isinstance(op, ops.Write):
@@ -115,6 +118,8 @@ class Profile:
             self.delete(machine, op)
         elif isinstance(op, ops.DeleteAll):
             self.delete_all(machine)
+        elif isinstance(op, ops.Redefine):
+            return self.redefine(machine, op)
         else:
             raise TypeError(f"not an operation: {op!r}")
         return None
@@ -326,6 +331,10 @@ class Profile:
 
     def delete_all(self, machine: Machine) -> None:
         raise self.unsupported("'delete every snapshot' operation")
+
+    def redefine(self, machine: Machine, op: ops.Redefine) -> Snapshot | None:
+        """Re-create a snapshot's metadata (libvirt); the new snapshot, if it made one."""
+        raise self.unsupported("metadata of its own to redefine")
 
     # -- shared helpers --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ class ModelDriver(Driver):
     profiles = tuple(PROFILES)
     observes = OBSERVATIONS
     operations = frozenset({"write", "start", "pause", "resume", "shutdown", "suspend", "snapshot", "revert",
-                            "delete", "delete-all"})
+                            "delete", "delete-all", "redefine"})
     by_id = True
     layouts = SAMPLE_LAYOUTS  # narrowed per profile in __init__
     memory_files = True
@@ -24,7 +24,9 @@ class ModelDriver(Driver):
     def __init__(self, profile: str | None = None, **options: Any):
         super().__init__(profile, **options)
         p = get_profile(self.profile)
-        self.flags = {"snapshot": p.create_flags, "revert": p.revert_flags, "delete": p.delete_flags}
+        # a redefine is an operation of its own (libvirt's CREATE_REDEFINE), not a create's flag
+        self.flags = {"snapshot": p.create_flags - {"redefine"}, "revert": p.revert_flags, "delete": p.delete_flags,
+                      "redefine": p.create_flags - {"redefine"}}
         self.layouts = tuple(p.own_layout(layout) for layout in SAMPLE_LAYOUTS if p.layout_problem(layout) is None)
         self.disk_modes, self.memory_files = p.create_disk_modes, p.external_memory
         self.machine: Machine | None = None

@@ -71,7 +71,7 @@ HUNT = settings(max_examples=2000, deadline=None, database=None, report_multiple
 
 # Hypothesis favours the first and last elements of a choice: rare choices go in the middle.
 KIND = st.sampled_from(["write"] * 2 + ["grow"] * 3 + ["power"] * 2 + ["revert"] * 2 + ["delete-all"] + ["delete"] * 4
-                       + ["branch"] * 3 + ["create"] * 2)
+                       + ["branch"] * 3 + ["create"] * 2 + ["redefine"])
 TARGET = st.sampled_from(["existing-name"] * 3 + ["pool", "busiest", "none", "busiest"] + ["existing-id"] * 3)
 POOL_NAME = st.sampled_from(NAME_POOL)
 CREATE_NAME = st.sampled_from(NAME_POOL[:5] + (None,) + NAME_POOL[5:])  # None: the profile's automatic name
@@ -162,6 +162,13 @@ def draw_ops(data: st.DataObject, m: Machine) -> list[ops.Operation]:
         return [ops.Revert(**target(), flags=data.draw(_flag_strategy(profile.revert_flags), label="revert flags"))]
     if kind == "delete":
         return [ops.Delete(**target(), flags=data.draw(_flag_strategy(profile.delete_flags), label="delete flags"))]
+    if kind == "redefine":  # libvirt's metadata operations; every other profile refuses them
+        names = [s.name for s in m.snapshots.values()]
+        return [ops.Redefine(name=_pick(data, [*names, *NAME_POOL[:3]], "redefined"),
+                             parent=_pick(data, [None, "", *names, "missing"], "parent"),
+                             state=_pick(data, [None, "running", "paused", "shutoff", "disk-snapshot"], "state"),
+                             memory=_pick(data, [None, True, False], "memory"),
+                             flags=_pick(data, [(), ("current",), ("halt",)], "redefine flags"))]
     return [ops.DeleteAll()]
 
 

@@ -1,6 +1,7 @@
 """The XML the driver exchanges with libvirt: the embedded QEMU domain it defines, and what it
-reads back from libvirt's domain and snapshot descriptions.  The ``<domainsnapshot>`` it sends,
-and the model's own renderings, are in ``snaptree.oracle.libvirt_xml``."""
+reads back from libvirt's domain and snapshot descriptions, and the ``<domainsnapshot>`` of a
+create with per-disk modes or of a redefine.  The model's own renderings are in
+``snaptree.oracle.libvirt_xml``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
+
+from snaptree.model import ops
+from snaptree.model.disks import Disk
 
 from .. import qemu_common as qc
 
@@ -19,6 +23,13 @@ def disk_source(domain_xml: str) -> str:
     if source is None or source.get("file") is None:
         raise qc.QemuCallFailed(["libvirt"], 1, "the domain's disk has no file source")
     return str(source.get("file"))
+
+
+# the test driver's domain: one disk, vda, as the model's VM has (a snapshot's XML lists it, a
+# redefine names it); the test driver keeps no data, so its file need not exist
+TEST_DOMAIN = ("<domain type='test'><name>snaptree</name><memory unit='MiB'>8</memory><os><type>hvm</type></os>"
+               "<devices><disk type='file' device='disk'><source file='/snaptree/vda.qcow2'/>"
+               "<target dev='vda' bus='virtio'/></disk></devices></domain>")
 
 
 def parse_snapshot(text: str) -> dict[str, Any]:
@@ -152,3 +163,60 @@ def snapshot_create_xml(base: str, disks: tuple[tuple[str, str], ...], memory_fi
             if mode == "external":
                 etree.SubElement(disk, "source", file=str(overlay(name)))
     return etree.tostring(root, encoding="unicode")
+
+
+CREATION_TIME = "1269980040"  # a redefined snapshot's: the day of the seed's discussion
+
+
+def redefine_xml(op: ops.Redefine, dumped: str | None, domain: str, disks: tuple[Disk, ...]) -> str:
+    """The ``<domainsnapshot>`` a redefine sends: the snapshot's own XML as libvirt dumped it
+    (None: a new one, made of the domain's XML) with what the operation changes."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+    if dumped is None:
+        root = etree.Element("domainsnapshot")
+        etree.SubElement(root, "name").text = op.name
+        etree.SubElement(root, "state").text = "running"
+        etree.SubElement(root, "creationTime").text = CREATION_TIME
+        new_disks = etree.SubElement(root, "disks")
+        for disk in disks:
+            if disk.role == "disk":
+                etree.SubElement(new_disks, "disk", name=disk.name, snapshot="no" if disk.mode == "no" else "internal")
+        root.append(etree.fromstring(domain.encode(), parser))
+    else:
+        root = etree.fromstring(dumped.encode(), parser)
+    state, created = _child(root, "state"), _child(root, "creationTime")  # libvirt's dump has both
+    if op.state is not None:
+        state.text = op.state
+    if op.parent is not None:
+        for old in root.findall("parent"):
+            root.remove(old)
+        if op.parent:
+            parent = etree.Element("parent")
+            etree.SubElement(parent, "name").text = op.parent
+            state.addnext(parent)
+    memory = root.find("memory")
+    if op.memory is not None:
+        if memory is None:
+            memory = etree.Element("memory")
+            created.addnext(memory)
+        memory.attrib.clear()
+        memory.set("snapshot", "internal" if op.memory else "no")
+    listed: etree._Element | None = root.find("disks")
+    for name, mode in op.disks:
+        if listed is None:
+            listed = etree.Element("disks")
+            (memory if memory is not None else created).addnext(listed)
+        element = next((d for d in listed.findall("disk") if d.get("name") == name), None)
+        if element is None:
+            element = etree.SubElement(listed, "disk", name=name)
+        for child in list(element):
+            element.remove(child)
+        element.set("snapshot", mode)
+    return etree.tostring(root, encoding="unicode")
+
+
+def _child(root: etree._Element, tag: str) -> etree._Element:
+    found = root.find(tag)
+    if found is None:
+        raise ValueError(f"libvirt's snapshot XML has no <{tag}>")
+    return found

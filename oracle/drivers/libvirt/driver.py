@@ -71,9 +71,9 @@ class LibvirtDriver(Driver):
     memory_choice = True
     # the test driver's abilities; the QEMU profile's are set per instance
     observes = frozenset({"names", "tree", "current", "power", "state", "memory", "description"})
-    operations = frozenset({"start", "pause", "resume", "shutdown", "snapshot", "revert", "delete"})
+    operations = frozenset({"start", "pause", "resume", "shutdown", "snapshot", "revert", "delete", "redefine"})
     flags = {"snapshot": frozenset(CREATE_BITS) - {"redefine"}, "revert": frozenset(REVERT_BITS),
-             "delete": frozenset(DELETE_BITS)}
+             "delete": frozenset(DELETE_BITS), "redefine": frozenset(CREATE_BITS) - {"redefine"}}
 
     def __init__(self, profile: str | None = None, **options: Any):
         uri = options.get("uri")
@@ -96,6 +96,7 @@ class LibvirtDriver(Driver):
             # libvirt's ESX snapshot XML has no memory element; the simulator keeps no disk
             self.observes = frozenset({"names", "tree", "current", "power", "state", "description"})  # type: ignore[misc]
             self.memory_choice = False  # type: ignore[misc]
+            self.operations = LibvirtDriver.operations - {"redefine"}  # type: ignore[misc]  # not drawn here yet
             self.flags = {"snapshot": frozenset({"disk-only", "quiesce", "no-metadata", "validate", "live", "atomic",
                                                  "halt"}),
                           "revert": frozenset({"running", "paused", "force"}),
@@ -187,8 +188,7 @@ class LibvirtDriver(Driver):
             if self.session is None:
                 libvirt.registerErrorHandler(lambda *_: None, None)
                 self.session = Session(self.uri)
-            self.session.call("define", "<domain type='test'><name>snaptree</name><memory unit='MiB'>8</memory>"
-                                        "<os><type>hvm</type></os></domain>")
+            self.session.call("define", dxml.TEST_DOMAIN)
             return
         if self.base is not None:  # nobody must be able to reach it: e.g. under /tmp, not /root
             embedded.make_base(self.base)
@@ -297,6 +297,9 @@ class LibvirtDriver(Driver):
             self._inactive = self.qemu and self._paused_from_a_memory_file()
         elif isinstance(op, ops.Delete):
             call("delete", op.ref if op.ref is not None else op.id, _bits(op.flags, DELETE_BITS))
+        elif isinstance(op, ops.Redefine):
+            name, new = call("redefine", op, self.disks, _bits(("redefine", *op.flags), CREATE_BITS))
+            return Result(True, created_id=name, created_name=name) if new else Result(True)
         else:
             return Result.error("unsupported", f"{op.tag} is not a libvirt operation")
         return Result(True)

@@ -8,7 +8,11 @@ import os
 import re
 from typing import Any
 
+from snaptree.model import ops
+from snaptree.model.disks import Disk
 from snaptree.model.profiles.libvirt_esx import UNNAMED_CURRENT
+
+from .domain_xml import redefine_xml
 
 # the ESX driver logs a warning for every property of a newer vSphere API it does not know,
 # dozens a call against the simulator: its errors only (a user's own setting wins)
@@ -114,6 +118,19 @@ class Session:
 
     def create(self, xml: str, flags: int) -> str:
         return self.dom.snapshotCreateXML(xml, flags).getName()
+
+    def redefine(self, op: ops.Redefine, disks: tuple[Disk, ...], flags: int) -> tuple[str, bool]:
+        """A redefine of the snapshot's own XML as ``virsh snapshot-current NAME`` reads it
+        (secure: with what a redefine needs), or of a new one made of the domain's XML; its name,
+        and whether it is new."""
+        dumped = None
+        try:
+            dumped = self.dom.snapshotLookupByName(op.name).getXMLDesc(libvirt.VIR_DOMAIN_SNAPSHOT_XML_SECURE)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                raise
+        domain = self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        return self.create(redefine_xml(op, dumped, domain, disks), flags), dumped is None
 
     def revert(self, name: str, flags: int) -> None:
         # the API needs the snapshot object first: a missing name fails before any flag check
