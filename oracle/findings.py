@@ -105,13 +105,14 @@ def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
     return any(entry.name == op.name and entry.file == state.live for entry in state.qcow2)
 
 
-def _second_revert_to_external(m: Machine, op: ops.Operation) -> bool:
-    """A revert to an external snapshot the domain has reverted to before, while an internal
-    snapshot lives in one of the snapshot's overlays (its own, or one a revert to it made)."""
+def _revert_to_external_over_internal(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an external snapshot while an internal snapshot lives in one of the snapshot's
+    overlays (its own, or one a revert to it made): after an internal snapshot of that overlay
+    was deleted, or on a second revert, 11.3 deletes the overlay with the others' data."""
     if not isinstance(op, ops.Revert):
         return False
     target, state = target_of(m, op), _qemu_state(m)
-    if target is None or target.id not in state.external or not state.overlay_of[target.id].startswith("revert-"):
+    if target is None or target.id not in state.external:
         return False
     overlays = (f"overlay-{target.id}-", f"revert-{target.id}-")
     return any(state.file_of.get(s.id, "").startswith(overlays) for s in m.snapshots.values())
@@ -142,8 +143,8 @@ GUARDS = {g.name: g for g in (
           "has", _internal_create_over_a_leftover_tag),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
           _external_delete_over_internal_children),
-    Guard("second-revert-to-external", "reverts to an external snapshot reverted to before while an internal "
-          "snapshot lives in one of its overlays", _second_revert_to_external),
+    Guard("revert-to-external-over-internal", "reverts to an external snapshot while an internal snapshot lives "
+          "in one of its overlays", _revert_to_external_over_internal),
     Guard("revert-to-external-leaving-a-disk-out", "reverts to an external snapshot that left a disk out",
           _revert_to_external_leaving_a_disk_out),
 )}

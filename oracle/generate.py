@@ -285,7 +285,9 @@ class HistoryGenerator:
         current = ("current",) if "current" in self.capabilities.flags_for("redefine") and \
             chance(data, 0.5, "redefine current") else ()
         gone = sorted(self.given - set(m.by_name))  # names deleted, perhaps by metadata only
-        kind = pick(data, [("as dumped", 3.0 if snaps else 0.0), ("move", 2.0 if len(snaps) > 1 else 0.0),
+        # an external snapshot's place in the tree is its overlay's in the chain of files: moves stay internal
+        movable = len(snaps) > 1 and not any("external" in s.modes for s in snaps)
+        kind = pick(data, [("as dumped", 3.0 if snaps else 0.0), ("move", 2.0 if movable else 0.0),
                            ("new", 2.0), ("wild", 2.0 if wild else 0.0)], "redefine kind")
         parent = one_of(data, ["", *(s.name for s in snaps)], "redefine parent") if snaps else None
         if kind == "as dumped":
@@ -296,7 +298,7 @@ class HistoryGenerator:
             name = one_of(data, gone, "name back") if gone and chance(data, 0.6, "a deleted name") else \
                 one_of(data, [n for n in FRESH_NAMES if n not in m.by_name] or FRESH_NAMES, "new name")
             self.given.add(name)
-            state = one_of(data, ("running", "shutoff", "paused", "disk-snapshot"), "redefined state")
+            state = one_of(data, getattr(self.profile, "redefined_states", ("running",)), "redefined state")
             return ops.Redefine(name, parent=parent, state=state, flags=current)
         target = one_of(data, [*(s.name for s in snaps), "Z"], "wild redefine")
         return pick(data, [(ops.Redefine(target, parent="Y"), 1.0),

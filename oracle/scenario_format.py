@@ -152,10 +152,6 @@ def _step_problem(op: ops.Operation, scenario: Scenario, profile: Any) -> str | 
             return f"the VM has no disk '{op.disk}' (it has: {', '.join(names)})"
         if op.block >= scenario.blocks:
             return _outside(op.block, scenario.blocks)
-    if isinstance(op, ops.Redefine):
-        bad = next((mode for _, mode in op.disks if mode not in SNAPSHOT_MODES), None)
-        if bad is not None:
-            return f"a snapshot's XML has no disk mode '{bad}' (it has: {', '.join(SNAPSHOT_MODES)})"
     if isinstance(op, ops.CreateSnapshot):
         for disk, mode in op.disks:
             if disk not in names:
@@ -194,6 +190,10 @@ def _operation(e: etree._Element) -> ops.Operation:
                                   description=e.get("description", ""), flags=flags,
                                   disks=_disk_modes(e), memory_file=memory_file)
     if tag == "redefine":
+        bad = next((mode for _, mode in _disk_modes(e) if mode not in SNAPSHOT_MODES), None)
+        if bad is not None:
+            raise ScenarioError(f"line {e.sourceline}: a snapshot's XML has no disk mode '{bad}' "
+                                f"(it has: {', '.join(SNAPSHOT_MODES)})")
         return ops.Redefine(name=e.get("name", ""), parent=e.get("parent"), state=e.get("state"),
                             memory=None if e.get("memory") is None else _yes(e, "memory"), disks=_disk_modes(e),
                             flags=flags)

@@ -198,7 +198,7 @@ class Profile:
         self.check_name(machine, op, name, memory, flags)
         self.check_disks(machine, op, modes, memory, flags)
         replaced = None
-        clash = self.find_clash(machine, name, modes)
+        clash = self.find_clash(machine, name, modes) if self.lists(flags) else None
         if clash is not None:
             policy = self.duplicate_policy(memory)
             if policy == "refuse":
@@ -231,6 +231,11 @@ class Profile:
                     flags: frozenset[str]) -> None:
         """The last checks, once the system's own have passed (the hypervisor underneath); the
         default makes none."""
+
+    def lists(self, flags: frozenset[str]) -> bool:
+        """Whether a snapshot taken with these flags joins the tree (libvirt's NO_METADATA: no), and
+        so may clash with its names."""
+        return True
 
     def find_clash(self, machine: Machine, name: str, modes: tuple[str, ...]) -> Snapshot | None:
         """The existing snapshot a new one of this name (and these disk modes) clashes with."""

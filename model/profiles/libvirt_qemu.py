@@ -9,7 +9,7 @@ from .. import ops
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
 from .base import BASIC_TRANSITIONS, DISK_ONLY, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
-from .libvirt import INVALID, Libvirt
+from .libvirt import INVALID, ONLINE, Libvirt
 from .libvirt_qemu_disks import QemuDriverDisks
 from .libvirt_qemu_state import Qcow2Entry, qemu_state
 
@@ -38,7 +38,11 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
     family = "libvirt-qemu"
     summary = "libvirt's tree over qcow2 internal snapshots, and external disk-only overlays"
     driver_function = "qemu"
-    supported_create = frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "validate"})
+    supported_create = frozenset({"redefine", "current", "no-metadata", "halt", "disk-only", "quiesce", "atomic", "live",
+                                  "validate"})
+    # the states a check draws for a new redefined snapshot: a revert to an internal one of
+    # state disk-snapshot was never seen
+    redefined_states = ("running", "paused", "shutoff")
     supported_delete = frozenset({"children", "children-only", "metadata-only"})
     failure_side_effects = frozenset({UNSAVED_METADATA, PHANTOM_LOAD, ID_LOAD})
     nvram = True  # UEFI firmware: <loader type='pflash'>, <nvram> [§9.17]
@@ -46,6 +50,85 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
     external_memory = True  # <memory snapshot='external' file=...> [§9.19]
     # qemuDomainSuspend succeeds on a paused domain (libvirt 9.0.0, seen)
     transitions = {**BASIC_TRANSITIONS, "pause": {"running": "paused", "paused": "paused"}}
+
+    # -- metadata: NO_METADATA, REDEFINE [§7.19] ----------------------------------------------
+
+    def lists(self, flags: frozenset[str]) -> bool:
+        return "no-metadata" not in flags  # QEMU takes it; libvirt keeps no record, so no name clashes
+
+    def next_id(self, machine: Machine, name: str) -> str:
+        # a NO_METADATA snapshot of a listed name is taken beside it, then unlisted (create)
+        return name if name not in machine.snapshots else f"{name}\0unlisted"
+
+    def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot | None:  # type: ignore[override]
+        snap = super().create(machine, op)
+        if "no-metadata" not in op.flags:
+            return snap
+        # not listed, not current, the running state reads the same: only the qcow2 tag (or the
+        # overlay an external one made) stays (9.0.0 and 11.3.0, seen)
+        state = qemu_state(machine)
+        for entry in state.qcow2:
+            entry.snapshot = None if entry.snapshot == snap.id else entry.snapshot
+        for table in (state.file_of, state.overlay_of, state.base_of, state.flash):
+            table.pop(snap.id, None)
+        state.external.discard(snap.id)
+        state.phantoms.discard(snap.id)
+        machine.remove(snap)
+        return None
+
+    def before_redefine(self, machine: Machine, op: ops.Redefine, flags: frozenset[str]) -> None:
+        if len(op.name.encode()) + len(".xml.new") > 255:  # NAME_MAX, as for a create [§7.12]
+            # nothing is added; with CURRENT the current pointer is gone (9.0.0, seen)
+            if "current" in flags:
+                machine.rebase(None)
+            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to save metadata for snapshot {op.name}",
+                             side_effect=UNSAVED_METADATA if "current" in flags else None)
+
+    def check_redefined_disks(self, machine: Machine, op: ops.Redefine, modes: tuple[str, ...]) -> None:
+        # virDomainSnapshotAlignDisks wants every disk internal unless one is external (9.0.0, 11.3.0, seen)
+        if "external" in modes:
+            return
+        for disk, mode in zip(machine.disks, modes, strict=True):
+            if disk.role == "disk" and mode == "no" and disk.mode != "no":
+                raise ModelError(UNSUPPORTED, f"unsupported configuration: disk '{disk.name}' must use snapshot "
+                                              "mode 'internal'")
+
+    def redefined_content(self, machine: Machine, name: str, memory: bool) -> tuple[dict[int, str], str | None]:
+        """A redefined snapshot is the qcow2 tag of its name in the domain's disk, if QEMU has one
+        (left by a METADATA_ONLY delete or a NO_METADATA create): a revert loads it (seen)."""
+        state = qemu_state(machine)
+        entry = next((e for e in state.qcow2 if e.file == state.live and e.name == name), None)
+        if entry is None:
+            return super().redefined_content(machine, name, memory)
+        return dict(entry.view), (entry.image or machine.new_memory_image()) if memory else None
+
+    def after_redefine(self, machine: Machine, node: Snapshot) -> None:
+        state = qemu_state(machine)
+        state.file_of[node.id] = state.live
+        tag = next((e for e in state.qcow2 if e.file == state.live and e.name == node.name), None)
+        if tag is None:
+            state.phantoms.add(node.id)  # QEMU has no tag of it: a revert fails and stops the domain
+        else:  # the tag is no record of this snapshot's: a revert loads what it holds, VM state or none
+            tag.snapshot = None
+        # the NVRAM is no <disk> of the XML: it is in the snapshot where the tag is in its file
+        held = () if tag is None else tuple(i for i in range(len(machine.disks)) if i not in tag.left_out)
+        node.modes = tuple(("internal" if i in held else "no") if d.role == "nvram" else mode
+                           for i, (d, mode) in enumerate(zip(machine.disks, node.modes, strict=True)))
+
+    def phantom_failure(self, machine: Machine, target: Snapshot) -> ModelError:
+        """A revert to a snapshot QEMU does not have: 9.0 starts QEMU with -loadvm for an online
+        one (which first finds a writable raw disk), runs qemu-img snapshot -a for an offline one (seen)."""
+        if target.state in ONLINE and any(d.format == "raw" and d.role == "disk" and not d.readonly
+                                          for d in machine.disks):
+            return ModelError(UNSUPPORTED, "internal error: qemu unexpectedly closed the monitor: Device "
+                                           "'libvirt-1-format' is writable but does not support snapshots",
+                              side_effect=PHANTOM_LOAD)
+        if target.state in ONLINE:
+            return ModelError(NOT_FOUND, "internal error: qemu unexpectedly closed the monitor: Snapshot "
+                                         f"'{target.name}' does not exist in one or more devices", side_effect=PHANTOM_LOAD)
+        return ModelError(NOT_FOUND, f"internal error: Child process (/usr/bin/qemu-img snapshot -a {target.name} DISK) "
+                                     f"unexpected exit status 1: qemu-img: Could not apply snapshot '{target.name}': "
+                                     "Failed to load snapshot: No such file or directory", side_effect=PHANTOM_LOAD)
 
     def bad_power(self, operation: str, power: str) -> ModelError:
         if operation == "start":
@@ -138,9 +221,15 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             state.base_of[snap.id] = state.live
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
+            if machine.power != "shutoff":  # HMP savevm overwrites the first tag of that name (9.0.0, seen)
+                first = next((e for e in state.qcow2 if e.file == state.live and e.name == snap.name), None)
+                if first is not None:
+                    state.qcow2.remove(first)
             state.take(snap.name, machine.view(snap), snap.memory, snap.id, snap.left_out())
             state.file_of[snap.id] = state.live
         super().after_create(machine, snap, flags)
+        if machine.power == "shutoff":  # HALT stopped QEMU, and whatever a migration left paused with it
+            state.migration_paused = False
 
     def qcow2_source(self, machine: Machine, target: Snapshot) -> Qcow2Entry | None:
         """The qcow2 snapshot QEMU applies for ``target``: by id first, then by name, in the table
@@ -167,9 +256,7 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         state = qemu_state(machine)
         if target.id in state.phantoms:  # QEMU's -loadvm fails and QEMU exits; current stays (9.0.0, seen)
             machine.load_memory(None, "shutoff")
-            raise ModelError(NOT_FOUND, "internal error: qemu unexpectedly closed the monitor: Snapshot "
-                                        f"'{target.name}' does not exist in one or more devices",
-                             side_effect=PHANTOM_LOAD)
+            raise self.phantom_failure(machine, target)
         if target.id in state.external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: revert to external snapshot not supported yet")
         power, image = super().revert_outcome(machine, target, flags)
@@ -222,6 +309,20 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
 
     @staticmethod
     def in_active_chain(machine: Machine, target: Snapshot) -> bool:
+        """Whether the domain's disk runs on ``target``: an external snapshot's overlay is in the
+        chain of files under the domain's disk (the tree's current pointer can move without the
+        files: a redefine with CURRENT); an internal one is an ancestor of current."""
+        state = qemu_state(machine)
+        if target.id in state.overlay_of:
+            file: str | None = state.live
+            seen: set[str] = set()
+            while file is not None and file not in seen:
+                if file == state.overlay_of[target.id]:
+                    return True
+                seen.add(file)
+                owner = next((sid for sid, overlay in state.overlay_of.items() if overlay == file), None)
+                file = None if owner is None else state.base_of.get(owner)
+            return False
         node = machine.current
         while node is not None and node is not target:
             node = node.parent
@@ -269,6 +370,15 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
             # after a revert to its internal parent the domain's disk is the parent's file, whose
             # chain has no overlay of the target (9.0.0, seen: virt-manager #811) [§9.21]
             raise ModelError(INVALID_ARGUMENT, "invalid argument: could not find base disk source in disk source chain")
+        if machine.power == "shutoff" and state.overlay_of[target.id] != state.live:
+            # a shut-off domain's chain is not looked into: only the top overlay is found (9.0.0, seen)
+            raise ModelError(INVALID_ARGUMENT, "invalid argument: could not find base disk source in disk source chain")
         if target.parent is not None and target.parent.id not in external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: deleting external snapshot that has "
                                           "internal snapshot as parent not supported")
+        if target.parent is not None and any(mode == "external" and parent_mode != "external" for mode, parent_mode
+                                             in zip(target.modes, target.parent.modes, strict=True)):
+            # an external parent that left one of the target's disks out is internal there, per disk
+            # (qemuSnapshotDeleteExternalPrepareData; 9.0.0, seen)
+            raise ModelError(UNSUPPORTED, "Operation not supported: deleting external snapshot that has internal "
+                                          "snapshot as parent not supported")

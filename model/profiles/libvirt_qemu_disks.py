@@ -46,6 +46,9 @@ class QemuDriverDisks(Profile):
         return tuple(modes)
 
     pauses_for_migration = True  # 9.0.0 and 11.3.0 alike [§9.22]
+    # a shut-off domain's snapshot of external disks only is external without DISK_ONLY (11.3.0);
+    # 9.0.0 takes it for an internal one and refuses the external disks (seen) [§9.16]
+    external_without_memory = False
 
     @staticmethod
     def migration_paused(machine: Machine) -> bool:
@@ -85,8 +88,9 @@ class QemuDriverDisks(Profile):
         disks = list(zip(machine.disks, modes, strict=True))
         internal = [d for d, mode in disks if mode == "internal" and d.role == "disk"]
         external = [d for d, mode in disks if mode == "external"]
-        # external: disk-only, or every disk external with the memory in a file or with no memory
-        if "disk-only" in flags or (external and not internal and (op.memory_file is not None or not memory)):
+        # external: disk-only, or every disk external with the memory in a file (11.3: or with no memory)
+        if "disk-only" in flags or (external and not internal and (
+                op.memory_file is not None or (not memory and self.external_without_memory))):
             if running and internal:  # [§9.15]
                 raise ModelError(UNSUPPORTED, "unsupported configuration: active qemu domains require external disk "
                                               f"snapshots; disk {internal[0].name} requested internal")
@@ -96,7 +100,10 @@ class QemuDriverDisks(Profile):
                 raise ModelError(UNSUPPORTED, "unsupported configuration: nothing selected for snapshot")
             return
         if external:  # an internal or full system snapshot names an external disk [§9.16]
-            raise self.mixed_refusal(external[0]) if not running else \
+            # 9.0 names the first disk that is not internal as the domain would have it
+            first = next(d for d, mode in disks if d.role == "disk" and mode != "internal"
+                         and not (mode == "no" and (d.mode == "no" or d.readonly)))
+            raise self.mixed_refusal(first) if not running else \
                 ModelError(UNSUPPORTED, f"unsupported configuration: disk '{external[0].name}' must use snapshot mode "
                                         "'internal'")
         for disk, mode in disks:

@@ -312,6 +312,12 @@ def test_a_process_sees_one_line_too(tmp_path: Path) -> None:
     ("esx", '<start/><disk name="vda"/>', "<disk> must come before the first step"),
     ("libvirt-qemu", '<disk name="vda"/><snapshot name="A" disks="vda"/>', "disks= takes disk:mode words (vdb:no), not 'vda'"),
     ("esx", '<disk name="vda"/><snapshot name="A"/><expect><view of="A" disk="vdb"/></expect>', "the VM has no disk 'vdb'"),
+    # a malformed redefine step
+    ("libvirt-test", '<redefine/>', "<redefine> needs name="),
+    ("libvirt-test", '<redefine name="A" state="bogus"/>', "<redefine> state='bogus' is not one of: running, paused"),
+    ("libvirt-test", '<redefine name="A" disks="vda"/>', "disks= takes disk:mode words (vdb:no), not 'vda'"),
+    ("libvirt-test", '<redefine name="A" disks="vda:sideways"/>', "a snapshot's XML has no disk mode 'sideways'"),
+    ("libvirt-qemu", '<redefine name="A" memory="maybe"/>', "memory='maybe' must be yes or no"),
 ])
 def test_a_disk_the_vm_lacks_or_a_mode_the_profile_does_not_know_is_one_line(
         profile: str, body: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

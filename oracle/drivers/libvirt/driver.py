@@ -121,10 +121,11 @@ class LibvirtDriver(Driver):
             # then overwrites: the firmware alone writes a running VM's NVRAM
             self.nvram_writes_while_on = False
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
-                                         "shutdown", "snapshot", "revert", "delete"})
-            self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live"}),
+                                         "shutdown", "snapshot", "revert", "delete", "redefine"})
+            self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "no-metadata"}),
                           "revert": frozenset({"running", "paused", "force"}),
-                          "delete": frozenset({"children", "children-only", "metadata-only"})}
+                          "delete": frozenset({"children", "children-only", "metadata-only"}),
+                          "redefine": frozenset({"current"})}
         else:
             self.uri = uri or "test:///default"
         self.session: Any = None  # Session (test) or EmbedHelper (QEMU)

@@ -57,6 +57,12 @@ def error_kind(code: int, message: str) -> str:
         return "invalid-state"
     if code == 1 and "does not exist in one or more devices" in message:  # QEMU's -loadvm failed
         return "not-found"
+    if code == 1 and "Could not apply snapshot" in message:  # 9.0's qemu-img snapshot -a: no such tag
+        return "not-found"
+    if code == 9 and "does not have internal snapshot" in message:  # 11.3's revert: no such tag
+        return "not-found"
+    if code == 1 and message == "An error occurred, but the cause is unknown":
+        return "not-found"  # 11.3's revert of a shut-off snapshot QEMU has no tag of: qemu-img's error is lost
     if code == 1 and "Not a migration stream" in message:  # -loadvm found a disk but no memory
         return "disk-only"
     if code == 9 and "while loading VM state" in message:  # the same, by 11.3's QMP snapshot-load job
