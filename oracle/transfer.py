@@ -12,7 +12,7 @@ from lxml import etree
 
 REDEFINE, CURRENT = 1, 2  # virDomainSnapshotCreateFlags
 SECURE = 1  # VIR_DOMAIN_SNAPSHOT_XML_SECURE
-UNDEFINE_SNAPSHOTS_METADATA = 2  # VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+UNDEFINE_SNAPSHOTS_METADATA, UNDEFINE_KEEP_NVRAM = 2, 8  # virDomainUndefineFlagsValues
 
 
 def snapshot_state(dom: Any) -> tuple[dict[str, str], str | None]:
@@ -42,7 +42,9 @@ def transfer(conn: Any, dom: Any) -> tuple[Any, list[str]]:
     domain_xml = dom.XMLDesc(2 | 1)  # VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE
     if dom.isActive():
         dom.destroy()
-    dom.undefineFlags(UNDEFINE_SNAPSHOTS_METADATA)
+    # the firmware's variable store stays with the disks: it is part of what moves
+    nvram = etree.fromstring(domain_xml.encode()).find("os/nvram") is not None
+    dom.undefineFlags(UNDEFINE_SNAPSHOTS_METADATA | (UNDEFINE_KEEP_NVRAM if nvram else 0))
     fresh = conn.defineXML(domain_xml)
     for name in parents_first(xmls):
         fresh.snapshotCreateXML(xmls[name], REDEFINE | (CURRENT if name == current else 0))

@@ -12,6 +12,7 @@ from snaptree.model import ops
 from snaptree.model.disks import Disk
 from snaptree.model.profiles.libvirt_esx import UNNAMED_CURRENT
 
+from ...transfer import transfer
 from .domain_xml import redefine_xml
 
 # the ESX driver logs a warning for every property of a newer vSphere API it does not know,
@@ -137,6 +138,12 @@ class Session:
                 raise
         domain = self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
         return self.create(redefine_xml(op, dumped, domain, disks), flags), dumped is None
+
+    def transfer(self) -> list[str]:
+        """Every snapshot moved through its XML to this domain defined afresh (the transfer
+        check); what differs afterwards."""
+        self.dom, differences = transfer(self.conn, self.dom)
+        return differences
 
     def revert(self, name: str, flags: int) -> None:
         # the API needs the snapshot object first: a missing name fails before any flag check
