@@ -86,14 +86,13 @@ def _metadata_only_delete_of_external_parent(m: Machine, op: ops.Operation) -> b
     return target is not None and target.id in _qemu_state(m).external and bool(target.children)
 
 
-def _revert_to_external_after_unsaved_metadata(m: Machine, op: ops.Operation) -> bool:
-    """A revert to an external snapshot while a failed create's qcow2 snapshot, which libvirt
-    could not save the metadata of, is all that stands where current was."""
+def _revert_to_external_without_current(m: Machine, op: ops.Operation) -> bool:
+    """A revert to an external snapshot while no snapshot is current (a failed create's, or a
+    deleted current root's doing)."""
     if not isinstance(op, ops.Revert) or m.current is not None:
         return False
-    target, state = target_of(m, op), _qemu_state(m)
-    return (target is not None and target.id in state.external
-            and any(entry.snapshot is None for entry in state.qcow2))
+    target = target_of(m, op)
+    return target is not None and target.id in _qemu_state(m).external
 
 
 def _internal_create_over_a_leftover_tag(m: Machine, op: ops.Operation) -> bool:
@@ -137,8 +136,8 @@ GUARDS = {g.name: g for g in (
           "snapshot uses as its base", _internal_revert_over_external_base),
     Guard("metadata-only-delete-of-external-parent", "METADATA_ONLY deletes of an external snapshot with children",
           _metadata_only_delete_of_external_parent),
-    Guard("revert-to-external-after-unsaved-metadata", "reverts to an external snapshot while a create that "
-          "could not save its metadata left no current snapshot", _revert_to_external_after_unsaved_metadata),
+    Guard("revert-to-external-without-current", "reverts to an external snapshot while no snapshot is current",
+          _revert_to_external_without_current),
     Guard("internal-create-over-a-leftover-tag", "shut-off internal snapshots under a name the image already "
           "has", _internal_create_over_a_leftover_tag),
     Guard("external-delete-over-internal-children", "deletes of an external snapshot that has an internal child",
