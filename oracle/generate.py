@@ -288,7 +288,7 @@ class HistoryGenerator:
         # an external snapshot's place in the tree is its overlay's in the chain of files: moves stay internal
         movable = len(snaps) > 1 and not any("external" in s.modes for s in snaps)
         kind = pick(data, [("as dumped", 3.0 if snaps else 0.0), ("move", 2.0 if movable else 0.0),
-                           ("new", 2.0), ("wild", 2.0 if wild else 0.0)], "redefine kind")
+                           ("new", 2.0), ("wild", 8.0 if wild else 0.0)], "redefine kind")
         parent = one_of(data, ["", *(s.name for s in snaps)], "redefine parent") if snaps else None
         if kind == "as dumped":
             return ops.Redefine(one_of(data, snaps, "redefined").name, flags=current)

@@ -60,6 +60,8 @@ def error_kind(code: int, message: str) -> str:
         return "not-found"
     if code == 1 and "Could not apply snapshot" in message:  # 9.0's qemu-img snapshot -a: no such tag
         return "not-found"
+    if code == 9 and "disk source and parent disk source are not the same" in message:
+        return "invalid-state"  # 11.3: a delete of a snapshot current by metadata, not by its files
     if code == 9 and "does not have internal snapshot" in message:  # 11.3's revert: no such tag
         return "not-found"
     if code == 1 and message == "An error occurred, but the cause is unknown":
