@@ -167,16 +167,20 @@ class HistoryGenerator:
         # overlay of its own; right after a revert to an inner snapshot, take one (a branch) or
         # delete the current snapshot, which has children; take one while paused
         branching = m.current is not None and bool(m.current.children) and not m.overlay
+        # a disk that snapshots treat otherwise (left out, independent) was written since: a
+        # revert now is what tells whether it keeps that write
+        special = [i for i, d in enumerate(m.disks) if d.mode != "normal"]
+        kept_back = bool(special) and any(a // m.blocks in special for a in m.overlay)
         kinds = [
             ("snapshot", ((5.0 if n < 2 else 3.5 if n < 5 else 2.0) + (4.0 if branching else 0.0)
                           + (3.0 if m.power == "paused" else 0.0)) if self.can("snapshot") else 0.0),
             ("write", self.mix.writes + (3.0 if self.mix.writes and not m.overlay else 0.0)),
-            ("revert", (3.0 if n else 0.3 if wild else 0.0) if self.can("revert") else 0.0),
+            ("revert", (3.0 + (4.0 if kept_back else 0.0) if n else 0.3 if wild else 0.0) if self.can("revert") else 0.0),
             ("delete", ((5.0 if n >= 3 else 1.5 if n else 0.3 if wild else 0.0) + (3.0 if branching else 0.0))
              if self.can("delete") else 0.0),
             ("power", self.mix.power + (0.5 if wild and self.power_tags else 0.0)),
             ("delete-all", 0.3 if n >= 3 and self.can("delete-all") else 0.0),
-            ("redefine", (1.5 if n else 0.5) if self.can("redefine") else 0.0),
+            ("redefine", (1.0 if n else 0.3) if self.can("redefine") else 0.0),
         ]
         kind = pick(data, kinds, "step")
         if kind == "write":
@@ -205,7 +209,11 @@ class HistoryGenerator:
             writable = [d.name for d in disks[1:]
                         if not d.readonly and not self.capabilities.cannot_now(self.model, ops.Write(0, "", d.name))]
             if writable and (not self.wrote or not chance(data, 0.75, "same disk")):
-                self.write_disk = one_of(data, [None, *writable], "disk")
+                # a disk snapshots treat otherwise (left out, independent) twice as often: its rules
+                # are what such a VM is for
+                special = {d.name for d in disks if d.mode != "normal"}
+                self.write_disk = pick(data, [(None, 1.0), *((d, 2.0 if d in special else 1.0) for d in writable)],
+                                       "disk")
             self.wrote = True
             disk = self.write_disk if self.write_disk in (None, *writable) else None
         return ops.Write(block, one_of(data, values, "value"), disk)
