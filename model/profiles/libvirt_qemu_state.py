@@ -56,12 +56,13 @@ class QemuDriverState(ProfileState):
         last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
         self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live, left_out))
 
-    def merged(self, old: str, new: str) -> None:
-        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``."""
+    def merged(self, old: str, new: str, followers: set[str]) -> None:
+        """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``; of the
+        internal snapshots in it, libvirt rewrites the definitions of ``followers`` only."""
         self.live = new if self.live == old else self.live
         for table in (self.file_of, self.overlay_of, self.base_of):
             for key, value in table.items():
-                if value == old:
+                if value == old and (table is not self.file_of or key in followers):
                     table[key] = new
         for entry in self.qcow2:
             entry.file = new if entry.file == old else entry.file
