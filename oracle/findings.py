@@ -60,7 +60,8 @@ def _qemu_state(m: Machine) -> QemuDriverState:
 
 def _internal_revert_over_external_base(m: Machine, op: ops.Operation) -> bool:
     """A revert to an internal snapshot in a file that an external snapshot uses as its base:
-    the revert applies it to that file in place (the model follows which file is which)."""
+    the revert applies it to that file in place (the model follows which file is which, also
+    of overlays whose metadata a METADATA_ONLY delete or NO_METADATA left out)."""
     if not isinstance(op, ops.Revert):
         return False
     target, state = target_of(m, op), _qemu_state(m)

@@ -1,21 +1,19 @@
 """libvirt 9.0's QEMU driver [semantics.md §7]: internal snapshots in the disks' qcow2 tables and
 external overlays (the state the driver keeps of them: ``libvirt_qemu_state.py``; its rules for
 several disks, firmware NVRAM and memory files: ``libvirt_qemu_disks.py``; 11.3's differences:
-``libvirt_qemu_113.py``)."""
+``libvirt_qemu_113.py``; its metadata operations: ``libvirt_qemu_metadata.py``)."""
 
 from __future__ import annotations
 
 from .. import ops
 from ..errors import ModelError
 from ..machine import Machine, Snapshot
-from .base import BASIC_TRANSITIONS, DISK_ONLY, INVALID_ARGUMENT, INVALID_STATE, NOT_FOUND, UNSUPPORTED
-from .libvirt import INVALID, ONLINE, Libvirt
+from .base import BASIC_TRANSITIONS, DISK_ONLY, INVALID_ARGUMENT, INVALID_STATE, UNSUPPORTED
+from .libvirt import INVALID, Libvirt
 from .libvirt_qemu_disks import QemuDriverDisks
-from .libvirt_qemu_state import Qcow2Entry, qemu_state
+from .libvirt_qemu_metadata import PHANTOM_LOAD, UNSAVED_METADATA, QemuDriverMetadata
+from .libvirt_qemu_state import Qcow2Entry, QemuDriverState, qemu_state
 
-# libvirt 9.0.0's QEMU driver, seen: a name too long for its metadata file fails after qcow2 took it
-UNSAVED_METADATA = "a snapshot whose metadata cannot be saved leaves no current snapshot"
-PHANTOM_LOAD = "a revert to a snapshot QEMU never took leaves the domain shut off"
 ID_LOAD = "a revert that loads another snapshot's disk and no memory leaves the domain shut off"
 
 
@@ -29,7 +27,7 @@ def _rest_on(machine: Machine, base: Snapshot | None, view: dict[int, str], left
         machine.put_back(kept, left_out)
 
 
-class LibvirtQemu(QemuDriverDisks, Libvirt):
+class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
     """Internal snapshots (with memory when the domain runs), and external disk-only ones."""
 
     name = "libvirt-qemu"
@@ -50,85 +48,6 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
     external_memory = True  # <memory snapshot='external' file=...> [§9.19]
     # qemuDomainSuspend succeeds on a paused domain (libvirt 9.0.0, seen)
     transitions = {**BASIC_TRANSITIONS, "pause": {"running": "paused", "paused": "paused"}}
-
-    # -- metadata: NO_METADATA, REDEFINE [§7.19] ----------------------------------------------
-
-    def lists(self, flags: frozenset[str]) -> bool:
-        return "no-metadata" not in flags  # QEMU takes it; libvirt keeps no record, so no name clashes
-
-    def next_id(self, machine: Machine, name: str) -> str:
-        # a NO_METADATA snapshot of a listed name is taken beside it, then unlisted (create)
-        return name if name not in machine.snapshots else f"{name}\0unlisted"
-
-    def create(self, machine: Machine, op: ops.CreateSnapshot) -> Snapshot | None:  # type: ignore[override]
-        snap = super().create(machine, op)
-        if "no-metadata" not in op.flags:
-            return snap
-        # not listed, not current, the running state reads the same: only the qcow2 tag (or the
-        # overlay an external one made) stays (9.0.0 and 11.3.0, seen)
-        state = qemu_state(machine)
-        for entry in state.qcow2:
-            entry.snapshot = None if entry.snapshot == snap.id else entry.snapshot
-        for table in (state.file_of, state.overlay_of, state.base_of, state.flash):
-            table.pop(snap.id, None)
-        state.external.discard(snap.id)
-        state.phantoms.discard(snap.id)
-        machine.remove(snap)
-        return None
-
-    def before_redefine(self, machine: Machine, op: ops.Redefine, flags: frozenset[str]) -> None:
-        if len(op.name.encode()) + len(".xml.new") > 255:  # NAME_MAX, as for a create [§7.12]
-            # nothing is added; with CURRENT the current pointer is gone (9.0.0, seen)
-            if "current" in flags:
-                machine.rebase(None)
-            raise ModelError(INVALID_ARGUMENT, f"internal error: unable to save metadata for snapshot {op.name}",
-                             side_effect=UNSAVED_METADATA if "current" in flags else None)
-
-    def check_redefined_disks(self, machine: Machine, op: ops.Redefine, modes: tuple[str, ...]) -> None:
-        # virDomainSnapshotAlignDisks wants every disk internal unless one is external (9.0.0, 11.3.0, seen)
-        if "external" in modes:
-            return
-        for disk, mode in zip(machine.disks, modes, strict=True):
-            if disk.role == "disk" and mode == "no" and disk.mode != "no":
-                raise ModelError(UNSUPPORTED, f"unsupported configuration: disk '{disk.name}' must use snapshot "
-                                              "mode 'internal'")
-
-    def redefined_content(self, machine: Machine, name: str, memory: bool) -> tuple[dict[int, str], str | None]:
-        """A redefined snapshot is the qcow2 tag of its name in the domain's disk, if QEMU has one
-        (left by a METADATA_ONLY delete or a NO_METADATA create): a revert loads it (seen)."""
-        state = qemu_state(machine)
-        entry = next((e for e in state.qcow2 if e.file == state.live and e.name == name), None)
-        if entry is None:
-            return super().redefined_content(machine, name, memory)
-        return dict(entry.view), (entry.image or machine.new_memory_image()) if memory else None
-
-    def after_redefine(self, machine: Machine, node: Snapshot) -> None:
-        state = qemu_state(machine)
-        state.file_of[node.id] = state.live
-        tag = next((e for e in state.qcow2 if e.file == state.live and e.name == node.name), None)
-        if tag is None:
-            state.phantoms.add(node.id)  # QEMU has no tag of it: a revert fails and stops the domain
-        else:  # the tag is no record of this snapshot's: a revert loads what it holds, VM state or none
-            tag.snapshot = None
-        # the NVRAM is no <disk> of the XML: it is in the snapshot where the tag is in its file
-        held = () if tag is None else tuple(i for i in range(len(machine.disks)) if i not in tag.left_out)
-        node.modes = tuple(("internal" if i in held else "no") if d.role == "nvram" else mode
-                           for i, (d, mode) in enumerate(zip(machine.disks, node.modes, strict=True)))
-
-    def phantom_failure(self, machine: Machine, target: Snapshot) -> ModelError:
-        """A revert to a snapshot QEMU does not have: 9.0 starts QEMU with -loadvm for an online
-        one (which first finds a writable raw disk), runs qemu-img snapshot -a for an offline one (seen)."""
-        if target.state in ONLINE and any(d.format == "raw" and d.role == "disk" and not d.readonly
-                                          for d in machine.disks):
-            return ModelError(UNSUPPORTED, "internal error: qemu unexpectedly closed the monitor: Device "
-                                           "'libvirt-1-format' is writable but does not support snapshots",
-                              side_effect=PHANTOM_LOAD)
-        if target.state in ONLINE:
-            return ModelError(NOT_FOUND, "internal error: qemu unexpectedly closed the monitor: Snapshot "
-                                         f"'{target.name}' does not exist in one or more devices", side_effect=PHANTOM_LOAD)
-        return ModelError(NOT_FOUND, f"internal error: Child process (/usr/bin/qemu-img snapshot -a {target.name} DISK) "
-                                     f"unexpected exit status 1: qemu-img: Could not apply snapshot '{target.name}': "
-                                     "Failed to load snapshot: No such file or directory", side_effect=PHANTOM_LOAD)
 
     def bad_power(self, operation: str, power: str) -> ModelError:
         if operation == "start":
@@ -190,7 +109,18 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         return ModelError(UNSUPPORTED, "argument unsupported: QEMU guest agent is not configured")  # it has none
 
     def before_taking(self, machine: Machine, name: str, memory: bool, flags: frozenset[str]) -> None:
-        """The checks of QEMU itself, once libvirt's have passed (9.0's HMP savevm makes none)."""
+        """The checks of QEMU itself, once libvirt's have passed: 9.0's HMP savevm, in a domain
+        paused by an external memory snapshot that left a disk out, finds that disk's node
+        (libvirt-N-format, numbered from the last disk) writable and refuses (seen) [§9.22]."""
+        state, current = machine.profile_state, machine.current
+        if not (isinstance(state, QemuDriverState) and state.migration_paused and current is not None):
+            return
+        disks = [(i, d) for i, d in enumerate(machine.disks) if d.role == "disk"]
+        left = [n for n, (i, d) in enumerate(disks) if current.modes[i] == "no" and not d.readonly]
+        if left:
+            raise ModelError(UNSUPPORTED, "operation failed: Failed to take snapshot: Error: Device "
+                                          f"'libvirt-{len(disks) - left[0]}-format' is writable but does not support "
+                                          "snapshots")
 
     # -- several disks [§9.14-§9.20] --------------------------------------------------------
 
@@ -313,7 +243,7 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         chain of files under the domain's disk (the tree's current pointer can move without the
         files: a redefine with CURRENT); an internal one is an ancestor of current."""
         state = qemu_state(machine)
-        if target.id in state.overlay_of:
+        if target.id in state.external:
             file: str | None = state.live
             seen: set[str] = set()
             while file is not None and file not in seen:
@@ -341,6 +271,9 @@ class LibvirtQemu(QemuDriverDisks, Libvirt):
         """A name is an id: a later snapshot of a deleted one's name starts afresh."""
         state = qemu_state(machine)
         for node in self.deleted(machine, target, flags):
+            if "metadata-only" in flags:
+                self.unlist_files(state, node.id)
+                continue
             for table in (state.file_of, state.overlay_of, state.base_of):
                 table.pop(node.id, None)
             state.external.discard(node.id)
