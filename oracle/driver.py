@@ -80,6 +80,9 @@ class Capabilities:
     disk_modes: frozenset[str] = frozenset()  # per-disk modes it can pass to a create
     memory_files: bool = False  # a create can put the memory image in a file of its own
     nvram_writes_while_on: bool = True  # it writes the NVRAM of a running VM as its firmware would
+    # it writes a disk that a migration left inactive and outside the overlays (libvirt 9.0: an
+    # external memory snapshot of a paused domain that left the disk out; a paused guest writes nothing)
+    writes_migrated_left_out: bool = True
 
     def performs(self, tag: str) -> bool:
         return tag in self.operations
@@ -114,10 +117,15 @@ class Capabilities:
     def cannot_now(self, machine: Machine, op: ops.Operation) -> bool:
         """An operation the driver cannot perform as the system would in the model's present
         state: a write to a running VM's NVRAM, where only the firmware writes it."""
-        if self.nvram_writes_while_on or not isinstance(op, ops.Write) or op.disk is None or machine.power == "shutoff":
+        if not isinstance(op, ops.Write) or op.disk is None or machine.power == "shutoff":
             return False
         index = machine.disk_index.get(op.disk)
-        return index is not None and machine.disks[index].role == "nvram"
+        if index is None:
+            return False
+        if not self.writes_migrated_left_out and getattr(machine.profile_state, "migration_paused", False) \
+                and machine.current is not None and machine.current.modes[index] == "no":
+            return True
+        return not self.nvram_writes_while_on and machine.disks[index].role == "nvram"
 
     def builds(self, disks: tuple[Disk, ...]) -> bool:
         """Whether the driver can build a VM of this layout."""
@@ -161,6 +169,7 @@ class Driver(ABC):
     # False: a running VM's firmware owns its NVRAM (the flash lives in QEMU's memory), so checks
     # write the NVRAM only while the VM is off
     nvram_writes_while_on: bool = True
+    writes_migrated_left_out: bool = True  # Capabilities.writes_migrated_left_out
     takes_uri: ClassVar[bool] = False  # `--uri` is an option of this driver
 
     def __init__(self, profile: str | None = None, **options: Any):
@@ -225,4 +234,4 @@ def capabilities_of(driver: Driver | type[Driver]) -> Capabilities:
     return Capabilities(frozenset(driver.operations), {tag: frozenset(f) for tag, f in driver.flags.items()},
                         frozenset(by_id), driver.memory_choice, tuple(driver.values), frozenset(driver.observes),
                         tuple(driver.layouts), frozenset(driver.disk_modes), driver.memory_files,
-                        driver.nvram_writes_while_on)
+                        driver.nvram_writes_while_on, driver.writes_migrated_left_out)

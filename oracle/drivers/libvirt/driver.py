@@ -117,9 +117,8 @@ class LibvirtDriver(Driver):
                                  if get_profile(self.profile).layout_problem(layout) is None)
             self.disk_modes = frozenset({"internal", "external", "no"})  # type: ignore[misc]
             self.memory_files = True  # type: ignore[misc]
-            # it writes the NVRAM behind the pflash device's back, which a memory state's flash
-            # then overwrites: the firmware alone writes a running VM's NVRAM
-            self.nvram_writes_while_on = False
+            self.nvram_writes_while_on = False  # the firmware alone writes a running VM's NVRAM
+            self.writes_migrated_left_out = self.profile != "libvirt-qemu"  # 9.0: "Block node is read-only"
             self.operations = frozenset({"write", "start", "pause", "resume",  # type: ignore[misc]
                                          "shutdown", "snapshot", "revert", "delete", "redefine"})
             self.flags = {"snapshot": frozenset({"halt", "disk-only", "quiesce", "atomic", "live", "no-metadata"}),
