@@ -235,35 +235,35 @@ class Machine:
             state=state, description=description, order=self.serial, created=self.clock,
             modes=modes, memory_file=memory_file,
         )
-        (self.current.children if self.current is not None else self.roots).append(node)
-        self.snapshots[snapshot_id] = node
-        self.by_name.setdefault(name, []).append(node)
-        self.current = node
+        self.current = self._attach(node)
         return node
 
     def define(self, name: str, snapshot_id: str, parent: Snapshot | None, content: dict[int, str], memory: str | None,
                state: str, modes: tuple[str, ...]) -> Snapshot:
         """A snapshot of metadata (libvirt's redefine) under ``parent``, reading ``content``."""
         self.serial += 1
-        delta = _difference(content, {} if parent is None else self.view_unfiltered(parent))
+        delta = _difference(content, self.view_unfiltered(parent))
         node = Snapshot(name=name, id=snapshot_id, parent=parent, delta=delta, memory=memory, state=state,
                         order=self.serial, created=self.clock, modes=modes)
-        (parent.children if parent is not None else self.roots).append(node)
-        self.snapshots[snapshot_id] = node
-        self.by_name.setdefault(name, []).append(node)
+        return self._attach(node)
+
+    def _attach(self, node: Snapshot) -> Snapshot:
+        """Put a new snapshot in the tree, last of its parent's children, and in the indexes."""
+        (node.parent.children if node.parent is not None else self.roots).append(node)
+        self.snapshots[node.id] = node
+        self.by_name.setdefault(node.name, []).append(node)
         return node
 
     def move(self, node: Snapshot, parent: Snapshot | None) -> None:
-        """Make ``parent`` (not in ``node``'s subtree) ``node``'s parent, last of its children:
-        ``node`` and everything resting on it read as before."""
-        node.delta = _difference(self.view_unfiltered(node), {} if parent is None else self.view_unfiltered(parent))
+        """Make ``parent`` (outside ``node``'s subtree) its parent; everything reads as before."""
+        node.delta = _difference(self.view_unfiltered(node), self.view_unfiltered(parent))
         (node.parent.children if node.parent is not None else self.roots).remove(node)
         (parent.children if parent is not None else self.roots).append(node)
         node.parent = parent
 
     def rebase(self, node: Snapshot | None) -> None:
         """Make ``node`` current without changing what the running state reads."""
-        self.overlay = _difference(self.view(None), {} if node is None else self.view_unfiltered(node))
+        self.overlay = _difference(self.view(None), self.view_unfiltered(node))
         self.current = node
 
     def restore(self, node: Snapshot, keep: tuple[int, ...] | None = None) -> None:
@@ -283,7 +283,7 @@ class Machine:
             return
         for address in self.on_disks(self.overlay, disks):
             del self.overlay[address]
-        base = {} if self.current is None else self.view_unfiltered(self.current)
+        base = self.view_unfiltered(self.current)
         for address in self.on_disks(base, disks):
             self.overlay[address] = EMPTY  # read through to nothing: the kept disk never held it
         self.overlay.update(kept)
@@ -292,8 +292,8 @@ class Machine:
         """What the running state reads on these disks, every non-empty address."""
         return self.on_disks(self.view(None), indexes)
 
-    def view_unfiltered(self, snapshot: Snapshot) -> dict[int, str]:
-        """What a snapshot's chain reads on every disk, also on those it left out."""
+    def view_unfiltered(self, snapshot: Snapshot | None) -> dict[int, str]:
+        """What a snapshot's chain reads on every disk, also on those it left out (None: nothing)."""
         seen: dict[int, str] = {}
         node: Snapshot | None = snapshot
         while node is not None:

@@ -203,6 +203,11 @@ def _operation(e: etree._Element) -> ops.Operation:
     raise ScenarioError(f"line {e.sourceline}: unknown step <{tag}>")
 
 
+def _disk_modes_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """((disk, mode), ...) as disks= spells it: "vda:internal vdb:no"."""
+    return " ".join(f"{disk}:{mode}" for disk, mode in pairs)
+
+
 def _disk_modes(e: etree._Element) -> tuple[tuple[str, str], ...]:
     """disks="vda:internal vdb:no" as ((disk, mode), ...)."""
     pairs: list[tuple[str, str]] = []
@@ -304,7 +309,7 @@ def op_element(op: ops.Operation, profiles: tuple[str, ...] = ()) -> etree._Elem
         if op.description:
             e.set("description", op.description)
         if op.disks:
-            e.set("disks", " ".join(f"{disk}:{mode}" for disk, mode in op.disks))
+            e.set("disks", _disk_modes_text(op.disks))
     elif isinstance(op, ops.Redefine):
         e.set("name", op.name)
         if op.parent is not None:
@@ -314,7 +319,7 @@ def op_element(op: ops.Operation, profiles: tuple[str, ...] = ()) -> etree._Elem
         if op.memory is not None:
             e.set("memory", "yes" if op.memory else "no")
         if op.disks:
-            e.set("disks", " ".join(f"{disk}:{mode}" for disk, mode in op.disks))
+            e.set("disks", _disk_modes_text(op.disks))
     elif isinstance(op, (ops.Revert, ops.Delete)):
         if op.ref is not None:
             e.set("name", op.ref)

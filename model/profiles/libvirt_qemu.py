@@ -152,7 +152,7 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
             if machine.power != "shutoff":  # HMP savevm overwrites the first tag of that name (9.0.0, seen)
-                first = next((e for e in state.qcow2 if e.file == state.live and e.name == snap.name), None)
+                first = state.tag(snap.name)
                 if first is not None:
                     state.qcow2.remove(first)
             state.take(snap.name, machine.view(snap), snap.memory, snap.id, snap.left_out())

@@ -72,7 +72,7 @@ class QemuDriverMetadata(Libvirt):
         """A redefined snapshot is the qcow2 tag of its name in the domain's disk, if QEMU has one
         (left by a METADATA_ONLY delete or a NO_METADATA create): a revert loads it (seen)."""
         state = qemu_state(machine)
-        entry = next((e for e in state.qcow2 if e.file == state.live and e.name == name), None)
+        entry = state.tag(name)
         if entry is None:
             return super().redefined_content(machine, name, memory)
         return dict(entry.view), (entry.image or machine.new_memory_image()) if memory else None
@@ -80,7 +80,7 @@ class QemuDriverMetadata(Libvirt):
     def after_redefine(self, machine: Machine, node: Snapshot) -> None:
         state = qemu_state(machine)
         state.file_of[node.id] = state.live
-        tag = next((e for e in state.qcow2 if e.file == state.live and e.name == node.name), None)
+        tag = state.tag(node.name)
         if tag is None:
             state.phantoms.add(node.id)  # QEMU has no tag of it: a revert fails and stops the domain
         else:  # the tag is no record of this snapshot's: a revert loads what it holds, VM state or none

@@ -56,6 +56,10 @@ class QemuDriverState(ProfileState):
         last = max((e.id for e in self.qcow2 if e.file == self.live), default=0)
         self.qcow2.append(Qcow2Entry(last + 1, name, view, image, snapshot, self.live, left_out))
 
+    def tag(self, name: str) -> Qcow2Entry | None:
+        """The first qcow2 snapshot of that name in the domain's disk (the one a lookup by name finds)."""
+        return next((e for e in self.qcow2 if e.file == self.live and e.name == name), None)
+
     def merged(self, old: str, new: str, followers: set[str]) -> None:
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``; of the
         internal snapshots in it, libvirt rewrites the definitions of ``followers`` only."""
