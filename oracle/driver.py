@@ -122,8 +122,9 @@ class Capabilities:
         index = machine.disk_index.get(op.disk)
         if index is None:
             return False
-        if not self.writes_migrated_left_out and getattr(machine.profile_state, "migration_paused", False) \
-                and machine.current is not None and machine.current.modes[index] == "no":
+        state = machine.profile_state
+        if not self.writes_migrated_left_out and getattr(state, "migration_paused", False) \
+                and index in state.migration_left_out:
             return True
         return not self.nvram_writes_while_on and machine.disks[index].role == "nvram"
 

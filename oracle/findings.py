@@ -127,6 +127,15 @@ def _revert_to_external_leaving_a_disk_out(m: Machine, op: ops.Operation) -> boo
             and any(m.disks[i].role == "disk" for i in target.left_out()))
 
 
+def _revert_to_redefined_over_a_removed_file(m: Machine, op: ops.Operation) -> bool:
+    """A revert to a redefined snapshot QEMU has no tag of, whose definition names a file a
+    delete has since removed: the failed revert leaves the domain defined on that file."""
+    if not isinstance(op, ops.Revert):
+        return False
+    target, state = target_of(m, op), _qemu_state(m)
+    return target is not None and bool(set(state.named_files.get(target.id, {}).values()) & state.gone)
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
@@ -145,6 +154,8 @@ GUARDS = {g.name: g for g in (
           _external_delete_over_internal_children),
     Guard("revert-to-external-over-internal", "reverts to an external snapshot while an internal snapshot lives "
           "in one of its overlays", _revert_to_external_over_internal),
+    Guard("revert-to-redefined-over-a-removed-file", "reverts to a redefined snapshot without a tag whose "
+          "definition names a file a delete removed", _revert_to_redefined_over_a_removed_file),
     Guard("revert-to-external-leaving-a-disk-out", "reverts to an external snapshot that left a disk out",
           _revert_to_external_leaving_a_disk_out),
 )}

@@ -112,11 +112,11 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
         """The checks of QEMU itself, once libvirt's have passed: 9.0's HMP savevm, in a domain
         paused by an external memory snapshot that left a disk out, finds that disk's node
         (libvirt-N-format, numbered from the last disk) writable and refuses (seen) [§9.22]."""
-        state, current = machine.profile_state, machine.current
-        if not (isinstance(state, QemuDriverState) and state.migration_paused and current is not None):
+        state = machine.profile_state
+        if not (isinstance(state, QemuDriverState) and state.migration_paused):
             return
         disks = [(i, d) for i, d in enumerate(machine.disks) if d.role == "disk"]
-        left = [n for n, (i, d) in enumerate(disks) if current.modes[i] == "no" and not d.readonly]
+        left = [n for n, (i, d) in enumerate(disks) if i in state.migration_left_out and not d.readonly]
         if left:
             raise ModelError(UNSUPPORTED, "operation failed: Failed to take snapshot: Error: Device "
                                           f"'libvirt-{len(disks) - left[0]}-format' is writable but does not support "
@@ -147,7 +147,7 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
             if snap.memory is not None and nvram:
                 state.flash[snap.id] = machine.running_content(nvram)
             if snap.memory_file is not None and machine.power == "paused" and self.pauses_for_migration:
-                state.migration_paused = True
+                state.migration_paused, state.migration_left_out = True, snap.left_out()
             state.base_of[snap.id] = state.live
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
@@ -186,7 +186,7 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
         state = qemu_state(machine)
         if target.id in state.phantoms:  # QEMU's -loadvm fails and QEMU exits; current stays (9.0.0, seen)
             machine.load_memory(None, "shutoff")
-            raise self.phantom_failure(machine, target)
+            raise self.revert_failure(machine, target)
         if target.id in state.external:
             raise ModelError(UNSUPPORTED, "unsupported configuration: revert to external snapshot not supported yet")
         power, image = super().revert_outcome(machine, target, flags)
@@ -274,7 +274,7 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
             if "metadata-only" in flags:
                 self.unlist_files(state, node.id)
                 continue
-            for table in (state.file_of, state.overlay_of, state.base_of):
+            for table in (state.file_of, state.overlay_of, state.base_of, state.named_files):
                 table.pop(node.id, None)
             state.external.discard(node.id)
 

@@ -45,6 +45,7 @@ class QemuDriverMetadata(Libvirt):
         """A snapshot's metadata is gone, its files stay: an overlay it made stays in the chain of
         files (under a key of its own, so that a later snapshot of the name starts afresh)."""
         state.file_of.pop(snapshot_id, None)
+        state.named_files.pop(snapshot_id, None)
         if snapshot_id in state.overlay_of:
             overlay = state.overlay_of.pop(snapshot_id)
             state.overlay_of[f"{snapshot_id}\0{overlay}"] = overlay
@@ -83,12 +84,40 @@ class QemuDriverMetadata(Libvirt):
         tag = state.tag(node.name)
         if tag is None:
             state.phantoms.add(node.id)  # QEMU has no tag of it: a revert fails and stops the domain
+            state.named_files[node.id] = self.disk_files(machine)
         else:  # the tag is no record of this snapshot's: a revert loads what it holds, VM state or none
             tag.snapshot = None
         # the NVRAM is no <disk> of the XML: it is in the snapshot where the tag is in its file
         held = () if tag is None else tuple(i for i in range(len(machine.disks)) if i not in tag.left_out)
         node.modes = tuple(("internal" if i in held else "no") if d.role == "nvram" else mode
                            for i, (d, mode) in enumerate(zip(machine.disks, node.modes, strict=True)))
+
+    @staticmethod
+    def disk_files(machine: Machine) -> dict[int, str]:
+        """The file each disk of the domain is now: the overlay of the latest external snapshot
+        under the domain's disk that took that disk (one that left the disk out made it none)."""
+        state = qemu_state(machine)
+        owners = {overlay: key for key, overlay in state.overlay_of.items()}
+        files = {}
+        for i, disk in enumerate(machine.disks):
+            file = state.live
+            while disk.role == "disk" and file in owners:
+                taker = machine.snapshots.get(owners[file])  # None: unlisted, took every disk it could
+                if taker is None or taker.modes[i] == "external":
+                    break
+                file = state.base_of[owners[file]]
+            files[i] = file
+        return files
+
+    def revert_failure(self, machine: Machine, target: Snapshot) -> ModelError:
+        """A revert to a snapshot QEMU never took: before QEMU starts, libvirt finds a file the
+        definition names gone, if a commit removed it (9.0.0, 11.3.0, seen); else QEMU's failure."""
+        state = qemu_state(machine)
+        for i, file in state.named_files.get(target.id, {}).items():
+            if file in state.gone:
+                return ModelError(NOT_FOUND, f"Cannot access storage file of disk '{machine.disks[i].name}' "
+                                             f"({file.rsplit('-', 1)[0]}): No such file or directory", side_effect=PHANTOM_LOAD)
+        return self.phantom_failure(machine, target)
 
     def phantom_failure(self, machine: Machine, target: Snapshot) -> ModelError:
         """A revert to a snapshot QEMU does not have: 9.0 starts QEMU with -loadvm for an online

@@ -47,6 +47,13 @@ class QemuDriverState(ProfileState):
     # 9.0.0, seen: a paused domain's external memory snapshot leaves it paused "due to migration"
     # until it runs or stops again [§9.22]
     migration_paused: bool = False
+    # the disks the snapshot that paused it left out: their nodes stay writable in QEMU (9.0.0, seen);
+    # that snapshot may be unlisted (NO_METADATA), so the current one does not say [§9.22]
+    migration_left_out: tuple[int, ...] = ()
+    # the files a commit removed, and the file of each disk that a phantom redefined snapshot's
+    # definition names: a commit does not rewrite it (9.0.0, 11.3.0, seen) [§7.19]
+    gone: set[str] = field(default_factory=set)
+    named_files: dict[str, dict[int, str]] = field(default_factory=dict)
     # 11.3.0: the flash a revert loaded from a memory file, until the domain runs and QEMU writes it
     pending_flash: dict[int, str] | None = None
 
@@ -64,6 +71,7 @@ class QemuDriverState(ProfileState):
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``; of the
         internal snapshots in it, libvirt rewrites the definitions of ``followers`` only."""
         self.live = new if self.live == old else self.live
+        self.gone.add(old)
         for table in (self.file_of, self.overlay_of, self.base_of):
             for key, value in table.items():
                 if value == old and (table is not self.file_of or key in followers):

@@ -74,6 +74,8 @@ def error_kind(code: int, message: str) -> str:
         return "invalid-argument"
     if code == 1 and "unable to save metadata" in message:  # a name too long for NAME.xml.new
         return "invalid-argument"
+    if code == 38 and "Cannot access storage file" in message:  # a file the snapshot's definition names is gone
+        return "not-found"
     if code == 38 and "File name too long" in message:  # a name too long for a default overlay, DISK.NAME
         return "invalid-argument"
     # the ESX driver's server dropped the request: libcurl says so in one of two ways, depending
