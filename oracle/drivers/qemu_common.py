@@ -6,11 +6,13 @@ shell; every call has a timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +20,13 @@ from typing import Any
 
 from ..driver import DriverUnavailable, EnvironmentFailure
 from ..lifetime import machine_failures, raise_if_machine_failure
+from . import image_reader
 
 BLOCK_SIZE = 64 * 1024  # one model block = one qcow2 cluster
 CALL_TIMEOUT = 60.0  # seconds for any one qemu-img / qemu-io call
+# how points in time are read: "reader" (in this process, qemu-img where it cannot), "qemu-img"
+# (a process each, as before the reader: the benchmarks' baseline), "both" (and compare: tests)
+READ_WITH = os.environ.get("SNAPTREE_READ_WITH", "reader")
 INSTALL = {"qemu-img": "apt-get install qemu-utils", "qemu-io": "apt-get install qemu-utils",
            "qemu-system-x86_64": "apt-get install qemu-system-x86"}
 
@@ -240,16 +246,53 @@ def create_image(path: Path, blocks: int, backing: Path | None = None) -> None:
         raise EnvironmentFailure(f"cannot make a qcow2 disk of {blocks} blocks of 64 KiB: {error.message}") from None
 
 
+TABLE_KEYS = ("id", "name", "date-sec", "date-nsec", "vm-state-size")
+
+
 def snapshot_table(image: Path, force_share: bool = False) -> list[dict[str, Any]]:
-    """The qcow2 snapshot table, in table order: id, name, vm-state-size, ..."""
-    argv = ["qemu-img", "info", "--output=json", "-f", "qcow2"] + (["-U"] if force_share else []) + [str(image)]
-    info = json.loads(call(argv))
-    return list(info.get("snapshots", []))
+    """The qcow2 snapshot table, in table order: id, name, date-sec, date-nsec, vm-state-size
+    (read in this process where it can, as ``read_view``)."""
+    table = None
+    if READ_WITH != "qemu-img":
+        with contextlib.suppress(image_reader.Unsupported, OSError, struct.error, UnicodeDecodeError):
+            table = image_reader.snapshot_table(image)
+    if table is None or READ_WITH == "both":
+        argv = ["qemu-img", "info", "--output=json", "-f", "qcow2"] + (["-U"] if force_share else []) + [str(image)]
+        listed = list(json.loads(call(argv)).get("snapshots", []))
+        if table is not None and table != [{key: e[key] for key in TABLE_KEYS} for e in listed]:
+            raise AssertionError(f"the image reader and qemu-img list {image}'s snapshots differently: "
+                                 f"{table} != {listed}")
+        table = listed
+    return table
 
 
 def read_view(image: Path, blocks: int, scratch: Path, snapshot_id: str | None = None,
               force_share: bool = False, image_format: str = "qcow2", snapshot_name: str | None = None) -> dict[str, str]:
     """What the image (or one of its internal snapshots, by id or name) reads, block by block."""
+    data = image_bytes(image, blocks * BLOCK_SIZE, scratch, snapshot_id, force_share, image_format, snapshot_name)
+    return decode_blocks(data, blocks)
+
+
+def image_bytes(image: Path, length: int, scratch: Path, snapshot_id: str | None = None, force_share: bool = False,
+                image_format: str = "qcow2", snapshot_name: str | None = None) -> bytes:
+    """The first ``length`` bytes of the image (or of one of its internal snapshots): read in
+    this process where it can (``image_reader``), else through ``qemu-img convert`` (READ_WITH)."""
+    data = None
+    if READ_WITH != "qemu-img":  # else qemu-img reads it, or says why not
+        with contextlib.suppress(image_reader.Unsupported, OSError, struct.error, UnicodeDecodeError):
+            data = image_reader.read_image(image, length, image_format, snapshot_id, snapshot_name)
+    if data is None or READ_WITH == "both":
+        converted = convert(image, scratch, snapshot_id, force_share, image_format, snapshot_name)[:length]
+        if data is not None and data != converted:
+            raise AssertionError(f"the image reader and qemu-img read {image} (snapshot {snapshot_id or snapshot_name}) "
+                                 "differently")
+        data = converted
+    return data
+
+
+def convert(image: Path, scratch: Path, snapshot_id: str | None = None, force_share: bool = False,
+            image_format: str = "qcow2", snapshot_name: str | None = None) -> bytes:
+    """The image's bytes as ``qemu-img convert -O raw`` writes them."""
     out = scratch.with_suffix(".raw")
     argv = ["qemu-img", "convert", "-f", image_format] + (["-U"] if force_share else [])
     if snapshot_id is not None:
@@ -258,6 +301,6 @@ def read_view(image: Path, blocks: int, scratch: Path, snapshot_id: str | None =
         argv += ["-l", f"snapshot.name={snapshot_name.replace(',', ',,')}"]
     call(argv + ["-O", "raw", str(image), str(out)])
     try:
-        return decode_blocks(out.read_bytes(), blocks)
+        return out.read_bytes()
     finally:
         os.unlink(out)

@@ -68,7 +68,17 @@ from .qemu_common import (
     snapshot_table,
     versions,
 )
-from .qemu_guest import BOOT_DISK_SIZE, BOOT_SECTOR, NV_BLOCKS, OVMF_CODE, OVMF_VARS, WRAP, efi_counter, token
+from .qemu_guest import (
+    BOOT_DISK_SIZE,
+    BOOT_SECTOR,
+    NV_BLOCKS,
+    OVMF_CODE,
+    OVMF_VARS,
+    WRAP,
+    counter_bios,
+    efi_counter,
+    token,
+)
 from .qemu_live_disks import LAYOUTS, STOPPED, SeveralDisks
 from .qemu_process import (
     ExecuteError,
@@ -139,6 +149,7 @@ class LiveQemuDriver(SeveralDisks, Driver):
             sector = BOOT_SECTOR.ljust(510, b"\0") + b"\x55\xaa"
             with lifetime.machine_failures():
                 self.boot_space.file("boot.raw").write_bytes(sector.ljust(BOOT_DISK_SIZE, b"\0"))
+                self.boot_space.file("boot.bios").write_bytes(counter_bios())
                 self.boot_space.file("counter.efi").write_bytes(efi_counter())
         self.space = lifetime.workspace(self.name)
         self.blocks, self.tokens, self.ram, self.values_on_disk = blocks, {}, None, BlockValues()

@@ -169,8 +169,9 @@ class Qemu:
         self.log = space.file(f"qemu-{tag}.log")
         self.nodes = nodes or (Node(DISK_NODE, image),)
         machine = "pc,accel=tcg"
-        if firmware is None:
-            boot = ["-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
+        if firmware is None:  # the guest's firmware beside its boot disk (qemu_guest.counter_bios)
+            boot = ["-bios", str(boot_disk.with_suffix(".bios")),
+                    "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
                     "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
                     "-device", "virtio-blk-pci,drive=boot,bootindex=0"]
         else:  # OVMF: its code read-only as pflash0, the guest an EFI application given as -kernel

@@ -176,15 +176,8 @@ class DiskReader:
         return {prefix + block: value for block, value in view.items()}
 
     def read_nvram(self, path: str, snapshot: str | None) -> dict[str, str]:
-        out = self.workdir / "nvram-view.raw"
-        argv = ["qemu-img", "convert", "-U", "-f", image_format(path)]
-        if snapshot is not None:
-            argv += ["-l", f"snapshot.name={snapshot.replace(',', ',,')}"]
-        qc.call(argv + ["-O", "raw", path, str(out)])
-        try:
-            data = out.read_bytes()
-        finally:
-            out.unlink()
+        data = qc.image_bytes(Path(path), NVRAM_OFFSET + self.blocks * NVRAM_BLOCK, self.workdir / "nvram-view",
+                              force_share=True, image_format=image_format(path), snapshot_name=snapshot)
         view, half = {}, NVRAM_BLOCK // 2
         for block in range(self.blocks):
             start = NVRAM_OFFSET + block * NVRAM_BLOCK
