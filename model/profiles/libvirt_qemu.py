@@ -91,7 +91,8 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
         file, written last."""
         if op.memory_file is None:  # an external memory snapshot goes through a migration, not a savevm
             self.before_taking(machine, name, memory, flags)
-        if len(name.encode()) + len(".xml.new") > 255:
+        if "no-metadata" not in flags and len(name.encode()) + len(".xml.new") > 255:
+            # (NO_METADATA writes no metadata file: 11.3.0, seen, and qemuSnapshotCreate)
             # qcow2 takes the snapshot, then libvirt cannot write DIR/NAME.xml.new (NAME_MAX 255):
             # it is not listed and there is no current snapshot afterwards (libvirt 9.0.0, seen).
             # The running state keeps reading the same: it no longer rests on a snapshot.
@@ -152,7 +153,7 @@ class LibvirtQemu(QemuDriverMetadata, QemuDriverDisks, Libvirt):
             state.live = state.overlay_of[snap.id] = f"overlay-{snap.id}-{machine.clock}"
         else:
             if machine.power != "shutoff":  # HMP savevm overwrites the first tag of that name (9.0.0, seen)
-                first = state.tag(snap.name)
+                first = state.found(snap.name)
                 if first is not None:
                     state.qcow2.remove(first)
             state.take(snap.name, machine.view(snap), snap.memory, snap.id, snap.left_out())

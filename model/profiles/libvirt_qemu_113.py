@@ -69,7 +69,7 @@ class LibvirtQemu113(LibvirtQemu):
                 raise ModelError(UNSUPPORTED, "operation failed: snapshot-save job failed: Device "
                                               "'libvirt-1-format' is writable but does not support snapshots")
             state = machine.profile_state  # looked at, not made: a refusal leaves the machine as it was
-            if isinstance(state, QemuDriverState) and state.tag(name) is not None:
+            if isinstance(state, QemuDriverState) and state.found(name) is not None:
                 # snapshot-save refuses a tag the image already has (left by a failed create, or
                 # by a METADATA_ONLY delete): seen on 11.3.0, where 9.0's savevm overwrote it
                 raise ModelError(DUPLICATE, f"operation failed: snapshot-save job failed: Snapshot '{name}' "

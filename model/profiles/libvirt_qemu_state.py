@@ -67,6 +67,12 @@ class QemuDriverState(ProfileState):
         """The first qcow2 snapshot of that name in the domain's disk (the one a lookup by name finds)."""
         return next((e for e in self.qcow2 if e.file == self.live and e.name == name), None)
 
+    def found(self, name: str) -> Qcow2Entry | None:
+        """The tag QEMU's savevm finds taken (bdrv_snapshot_find): it compares the name with
+        each tag's name cut to 255 bytes (QEMUSnapshotInfo.name), so a longer one is never
+        found, and a savevm of it adds another tag (11.3.0, seen; QEMU 7.2 and 10.0's block/snapshot.c)."""
+        return self.tag(name) if len(name.encode()) <= 255 else None
+
     def merged(self, old: str, new: str, followers: set[str]) -> None:
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``; of the
         internal snapshots in it, libvirt rewrites the definitions of ``followers`` only."""
