@@ -13,7 +13,10 @@ import pytest
 
 from snaptree.oracle.drivers import image_reader
 from snaptree.oracle.drivers import qemu_common as qc
+from snaptree.oracle.drivers.qcow2_chain import Qcow2ChainDriver
+from snaptree.oracle.lockstep import DriverError
 
+from ..checks import check
 from ..fault_kit import require_qemu
 
 BLOCKS = 6
@@ -111,3 +114,21 @@ def test_snapshot_tables(tmp_path: Path) -> None:
     listed = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(image)], check=True,
                                        capture_output=True, text=True).stdout)["snapshots"]
     assert image_reader.snapshot_table(image) == [{key: e[key] for key in qc.TABLE_KEYS} for e in listed]
+
+
+class DeleteWritesTheParent(Qcow2ChainDriver):
+    """A driver whose delete also writes into the deleted snapshot's parent: every point in
+    time that rests on that file now reads otherwise."""
+
+    def remove(self, sid: str) -> None:
+        parent = self.parent(sid)
+        super().remove(sid)
+        if parent is not None:
+            io(self.file(parent), f"write -P 122 0 {qc.BLOCK_SIZE}")
+
+
+def test_the_reader_finds_a_delete_that_changes_another_snapshot(tmp_path: Path) -> None:
+    result = check(DeleteWritesTheParent, "esx", examples=60, seed=1, database=None, out=str(tmp_path))
+    assert not result.conforms
+    assert result.divergence is not None and not isinstance(result.divergence, DriverError)
+    assert any(d.what.startswith("view of") for d in result.divergence.differences), result.divergence
