@@ -8,9 +8,12 @@ with the model): first as before (the baseline), then as now.
 
 - **baseline:** every point in time is read by its own `qemu-img convert` and every snapshot table
   by `qemu-img info` (``SNAPTREE_READ_WITH=qemu-img``); libvirt's domain is undefined at the end of
-  each example (a graceful destroy of its QEMU first);
+  each example (a graceful destroy of its QEMU first), and the QEMU that libvirt daemonizes is
+  left to the machine's init to reap (``embedded.REAP_QEMU = False``); the live QEMU guest boots
+  through SeaBIOS (``qemu_process.COUNTING_FIRMWARE = False``);
 - **now:** points in time and tables are read in this process (``oracle/drivers/image_reader.py``),
-  qemu-img only where the reader does not know the image; libvirt's helper and QEMU are killed.
+  qemu-img only where the reader does not know the image; libvirt's helper reaps its QEMU at once
+  and is killed with it at the end of an example; the live guest's loop is its firmware.
 
 Printed: steps/s of each and the ratio. Targets (issue "real checks at the speed of the
 component"): qemu-img and qcow2-chain >= 150 steps/s, libvirt-qemu >= 20 steps/s.
@@ -28,8 +31,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from snaptree.oracle import CheckConfig, run_check
-from snaptree.oracle.drivers import qemu_common
-from snaptree.oracle.drivers.libvirt import LibvirtDriver
+from snaptree.oracle.drivers import qemu_common, qemu_process
+from snaptree.oracle.drivers.libvirt import LibvirtDriver, embedded
 from snaptree.oracle.drivers.libvirt.session import LibvirtFailure
 
 CHECKS = {  # name: (driver, profile, target steps/s or None)
@@ -52,12 +55,13 @@ class UndefiningLibvirtDriver(LibvirtDriver):
 
 
 @contextlib.contextmanager
-def reading_with(mode: str) -> Iterator[None]:
-    before, qemu_common.READ_WITH = qemu_common.READ_WITH, mode
+def as_before() -> Iterator[None]:
+    reading, reaping, firmware = qemu_common.READ_WITH, embedded.REAP_QEMU, qemu_process.COUNTING_FIRMWARE
+    qemu_common.READ_WITH, embedded.REAP_QEMU, qemu_process.COUNTING_FIRMWARE = "qemu-img", False, False
     try:
         yield
     finally:
-        qemu_common.READ_WITH = before
+        qemu_common.READ_WITH, embedded.REAP_QEMU, qemu_process.COUNTING_FIRMWARE = reading, reaping, firmware
 
 
 def timed(driver: Any, profile: str | None, args: argparse.Namespace) -> tuple[float, int]:
@@ -85,7 +89,7 @@ def main() -> int:
     for name in args.drivers.split(","):
         driver, profile, target = CHECKS[name]
         profile = args.profile if name == "libvirt-qemu" and args.profile else profile
-        with reading_with("qemu-img"):
+        with as_before():
             before, steps = timed(UndefiningLibvirtDriver if driver == "libvirt" else driver, profile, args)
         after, steps_now = timed(driver, profile, args)
         assert steps == steps_now, "the same seed must give the same histories"

@@ -136,6 +136,13 @@ def _revert_to_redefined_over_a_removed_file(m: Machine, op: ops.Operation) -> b
     return target is not None and bool(set(state.named_files.get(target.id, {}).values()) & state.gone)
 
 
+def _failed_revert_with_pflash(m: Machine, op: ops.Operation) -> bool:
+    """A revert to a snapshot that does not exist, on a VM with a pflash NVRAM: QEMU's failed
+    load leaves a state in which two more loads and a `cont` crash it."""
+    return (isinstance(op, ops.Revert) and target_of(m, op) is None
+            and any(d.role == "nvram" for d in m.disks))
+
+
 GUARDS = {g.name: g for g in (
     Guard("unescaped-xml", "creates whose name or description holds '<' or '&'", _xml_special),
     Guard("children-delete-over-a-branch", "CHILDREN and CHILDREN_ONLY deletes over a branch that goes on below",
@@ -156,6 +163,8 @@ GUARDS = {g.name: g for g in (
           "in one of its overlays", _revert_to_external_over_internal),
     Guard("revert-to-redefined-over-a-removed-file", "reverts to a redefined snapshot without a tag whose "
           "definition names a file a delete removed", _revert_to_redefined_over_a_removed_file),
+    Guard("failed-revert-with-pflash", "reverts to a missing snapshot on a VM with a pflash NVRAM",
+          _failed_revert_with_pflash),
     Guard("revert-to-external-leaving-a-disk-out", "reverts to an external snapshot that left a disk out",
           _revert_to_external_leaving_a_disk_out),
 )}

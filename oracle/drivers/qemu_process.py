@@ -111,6 +111,11 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 atexit.register(_kill_all)
 
 
+# the guest's loop is the firmware (qemu_guest.counter_bios); False: SeaBIOS boots the boot
+# sector, as before (benchmarks/real_check_speed.py)
+COUNTING_FIRMWARE = True
+
+
 class QemuStartFailed(Exception):
     pass
 
@@ -170,8 +175,8 @@ class Qemu:
         self.nodes = nodes or (Node(DISK_NODE, image),)
         machine = "pc,accel=tcg"
         if firmware is None:  # the guest's firmware beside its boot disk (qemu_guest.counter_bios)
-            boot = ["-bios", str(boot_disk.with_suffix(".bios")),
-                    "-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
+            boot = ["-bios", str(boot_disk.with_suffix(".bios"))] if COUNTING_FIRMWARE else []
+            boot += ["-blockdev", f"driver=file,filename={boot_disk},node-name=boot-file,read-only=on",
                     "-blockdev", "driver=raw,file=boot-file,node-name=boot,read-only=on",
                     "-device", "virtio-blk-pci,drive=boot,bootindex=0"]
         else:  # OVMF: its code read-only as pflash0, the guest an EFI application given as -kernel

@@ -121,6 +121,7 @@ def restore_capabilities(workdir: Path, capabilities: dict[str, bytes]) -> None:
 
 
 PR_SET_CHILD_SUBREAPER = 36
+REAP_QEMU = True  # False: leave the QEMU to the machine's init, as before (benchmarks/real_check_speed.py)
 
 
 def _reap_qemu() -> None:
@@ -179,7 +180,7 @@ def _serve(uri: str, home: str, channel: Any, checkers_end: Any) -> None:
     libvirt.registerErrorHandler(lambda *_: None, None)
     libvirt.virEventRegisterDefaultImpl()
     threading.Thread(target=lambda: [libvirt.virEventRunDefaultImpl() for _ in iter(int, 1)], daemon=True).start()
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+    if REAP_QEMU and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
         threading.Thread(target=_reap_qemu, daemon=True).start()
     try:
         session = Session(uri)
