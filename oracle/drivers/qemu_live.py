@@ -292,6 +292,10 @@ class LiveQemuDriver(SeveralDisks, Driver):
         finally:
             if running:
                 self.cont()
+        if running and self.qemu.status() == "running":
+            # the next save must not read the same counter: a starved vCPU may not have run
+            # between this cont and the next stop (seen once under CI's load)
+            self.qemu.wait_past(counter)
         if error is not None:
             return failure(error)
         if self.several:

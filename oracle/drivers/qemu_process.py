@@ -260,6 +260,12 @@ class Qemu:
                 raise QemuStartFailed("the guest did not boot")
             time.sleep(0.005)
 
+    def wait_past(self, value: int) -> None:
+        """Until the running guest's counter has moved on from ``value``."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.counter() == value and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     def table(self) -> list[dict[str, Any]]:
         for device in self.cmd("query-block"):
             inserted = device.get("inserted", {})
