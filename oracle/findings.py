@@ -132,8 +132,8 @@ def _revert_to_redefined_over_a_removed_file(m: Machine, op: ops.Operation) -> b
     delete has since removed: the failed revert leaves the domain defined on that file."""
     if not isinstance(op, ops.Revert):
         return False
-    target, state = target_of(m, op), _qemu_state(m)
-    return target is not None and bool(set(state.named_files.get(target.id, {}).values()) & state.gone)
+    target = target_of(m, op)
+    return target is not None and _qemu_state(m).removed_file(target.id) is not None
 
 
 def _failed_revert_with_pflash(m: Machine, op: ops.Operation) -> bool:

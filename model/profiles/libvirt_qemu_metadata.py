@@ -112,12 +112,12 @@ class QemuDriverMetadata(Libvirt):
     def revert_failure(self, machine: Machine, target: Snapshot) -> ModelError:
         """A revert to a snapshot QEMU never took: before QEMU starts, libvirt finds a file the
         definition names gone, if a commit removed it (9.0.0, 11.3.0, seen); else QEMU's failure."""
-        state = qemu_state(machine)
-        for i, file in state.named_files.get(target.id, {}).items():
-            if file in state.gone:
-                return ModelError(NOT_FOUND, f"Cannot access storage file of disk '{machine.disks[i].name}' "
-                                             f"({file.rsplit('-', 1)[0]}): No such file or directory", side_effect=PHANTOM_LOAD)
-        return self.phantom_failure(machine, target)
+        removed = qemu_state(machine).removed_file(target.id)
+        if removed is None:
+            return self.phantom_failure(machine, target)
+        disk, file = removed
+        return ModelError(NOT_FOUND, f"Cannot access storage file of disk '{machine.disks[disk].name}' "
+                                     f"({file.rsplit('-', 1)[0]}): No such file or directory", side_effect=PHANTOM_LOAD)
 
     def phantom_failure(self, machine: Machine, target: Snapshot) -> ModelError:
         """A revert to a snapshot QEMU does not have: 9.0 starts QEMU with -loadvm for an online

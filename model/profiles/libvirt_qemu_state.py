@@ -73,6 +73,11 @@ class QemuDriverState(ProfileState):
         found, and a savevm of it adds another tag (11.3.0, seen; QEMU 7.2 and 10.0's block/snapshot.c)."""
         return self.tag(name) if len(name.encode()) <= 255 else None
 
+    def removed_file(self, snapshot_id: str) -> tuple[int, str] | None:
+        """A disk (index, file) whose file the snapshot's definition names and a commit removed."""
+        return next(((i, file) for i, file in self.named_files.get(snapshot_id, {}).items() if file in self.gone),
+                    None)
+
     def merged(self, old: str, new: str, followers: set[str]) -> None:
         """File ``old`` was committed into ``new``: whatever rested on it rests on ``new``; of the
         internal snapshots in it, libvirt rewrites the definitions of ``followers`` only."""

@@ -32,6 +32,11 @@ def read_image(path: Path, length: int, image_format: str = "qcow2", snapshot_id
                snapshot_name: str | None = None) -> bytes:
     """The first ``length`` bytes of the disk (fewer if the disk is smaller), as ``qemu-img
     convert`` reads it: of the image now, or of its internal snapshot by id or by name."""
+    return _read(path, length, image_format, DEPTH, snapshot_id, snapshot_name)
+
+
+def _read(path: Path, length: int, image_format: str, depth: int, snapshot_id: str | None = None,
+          snapshot_name: str | None = None) -> bytes:
     with open(path, "rb") as file:
         if image_format == "raw":
             if snapshot_id is not None or snapshot_name is not None:
@@ -39,7 +44,7 @@ def read_image(path: Path, length: int, image_format: str = "qcow2", snapshot_id
             return file.read(length)
         if image_format != "qcow2":
             raise Unsupported(f"format {image_format}")
-        return Qcow2(file, path, DEPTH).read(length, snapshot_id, snapshot_name)
+        return Qcow2(file, path, depth).read(length, snapshot_id, snapshot_name)
 
 
 def snapshot_table(path: Path) -> list[dict[str, Any]]:
@@ -168,7 +173,4 @@ class Qcow2:
         if self.depth <= 0:
             raise Unsupported(f"{self.path}: backing chain deeper than {DEPTH}")
         path, image_format = backing
-        with open(path, "rb") as file:
-            if image_format == "raw":
-                return file.read(length)
-            return Qcow2(file, path, self.depth - 1).read(length)
+        return _read(path, length, image_format, self.depth - 1)

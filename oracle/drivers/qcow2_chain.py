@@ -44,14 +44,12 @@ from ..driver import Driver, Result
 from ..lifetime import Workspace
 from . import qemu_io
 from .qemu_common import (
-    BLOCK_SIZE,
     BlockValues,
     OfflineQemu,
     QemuCallFailed,
     call,
     create_image,
-    decode_blocks,
-    image_bytes,
+    read_view,
     write_refusal,
 )
 
@@ -293,10 +291,9 @@ class Qcow2ChainDriver(OfflineQemu, Driver):
     # -- observation -------------------------------------------------------------------------------
 
     def read_views(self) -> None:
-        """Every point in time, read in this process (``image_bytes``; qemu-img where it cannot)."""
-        size = self.blocks * BLOCK_SIZE
+        """Every point in time, read in this process (``read_view``; qemu-img where it cannot)."""
         scratch = self.dir / "view"
-        self.views = {sid: self.values_on_disk.read(decode_blocks(image_bytes(self.file(sid), size, scratch), self.blocks))
+        self.views = {sid: self.values_on_disk.read(read_view(self.file(sid), self.blocks, scratch))
                       for sid in [*self.snaps, None]}
         self.stale = False
 

@@ -27,6 +27,8 @@ CALL_TIMEOUT = 60.0  # seconds for any one qemu-img / qemu-io call
 # how points in time are read: "reader" (in this process, qemu-img where it cannot), "qemu-img"
 # (a process each, as before the reader: the benchmarks' baseline), "both" (and compare: tests)
 READ_WITH = os.environ.get("SNAPTREE_READ_WITH", "reader")
+# what the reader raises on an image it does not know (or a damaged one): qemu-img reads it instead
+READER_FAILURES = (image_reader.Unsupported, OSError, struct.error, UnicodeDecodeError)
 INSTALL = {"qemu-img": "apt-get install qemu-utils", "qemu-io": "apt-get install qemu-utils",
            "qemu-system-x86_64": "apt-get install qemu-system-x86"}
 
@@ -254,7 +256,7 @@ def snapshot_table(image: Path, force_share: bool = False) -> list[dict[str, Any
     (read in this process where it can, as ``read_view``)."""
     table = None
     if READ_WITH != "qemu-img":
-        with contextlib.suppress(image_reader.Unsupported, OSError, struct.error, UnicodeDecodeError):
+        with contextlib.suppress(*READER_FAILURES):
             table = image_reader.snapshot_table(image)
     if table is None or READ_WITH == "both":
         argv = ["qemu-img", "info", "--output=json", "-f", "qcow2"] + (["-U"] if force_share else []) + [str(image)]
@@ -279,7 +281,7 @@ def image_bytes(image: Path, length: int, scratch: Path, snapshot_id: str | None
     this process where it can (``image_reader``), else through ``qemu-img convert`` (READ_WITH)."""
     data = None
     if READ_WITH != "qemu-img":  # else qemu-img reads it, or says why not
-        with contextlib.suppress(image_reader.Unsupported, OSError, struct.error, UnicodeDecodeError):
+        with contextlib.suppress(*READER_FAILURES):
             data = image_reader.read_image(image, length, image_format, snapshot_id, snapshot_name)
     if data is None or READ_WITH == "both":
         converted = convert(image, scratch, snapshot_id, force_share, image_format, snapshot_name)[:length]
